@@ -1,0 +1,1 @@
+"""Subcommands of the ``segnas`` console script; each module exposes ``register(subparsers)``."""
