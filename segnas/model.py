@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,6 +12,17 @@ from torch import nn
 from .ops import Aggregation, build_op, resize_to
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
 from .stem import STEM_CHANNELS, build_stem
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
 
 SEARCH_CONFIG = dict(agg_width=48, sep_conv_units=1)
 FINAL_CONFIG = dict(agg_width=64, sep_conv_units=2)
@@ -40,7 +54,7 @@ class TemplateInstance(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """A template repeated ``repeats`` times; instance k+1 reads (second input of k, output of k)."""
+    """A template repeated ``repeats`` times; instance k+1 reads (input 2 of k, output of k)."""
 
     def __init__(
         self,
@@ -157,9 +171,15 @@ def build_decoder(
     agg_width: int = 64,
     sep_conv_units: int = 2,
     space: SearchSpace = DEFAULT_SPACE,
+    seed: int | None = None,
 ) -> TemplateDecoder:
-    """Build only the searched decoder + head (trained alone on cached stem features)."""
-    return TemplateDecoder(genotype, num_classes, agg_width, sep_conv_units, space)
+    """Build only the searched decoder + head (trained alone on cached stem features).
+
+    With ``seed`` the initial weights come from a private generator seeded with it, leaving
+    the global RNG untouched.
+    """
+    with _seeded(seed):
+        return TemplateDecoder(genotype, num_classes, agg_width, sep_conv_units, space)
 
 
 def build_model(
@@ -169,11 +189,15 @@ def build_model(
     sep_conv_units: int = 2,
     stem_weights: str = "none",
     space: SearchSpace = DEFAULT_SPACE,
+    seed: int | None = None,
 ) -> SegmentationNet:
     """Build the full network for ``genotype``.
 
     ``agg_width``/``sep_conv_units`` are 48/1 during the search and 64/2 for final training;
-    ``stem_weights`` is ``imagenet``, ``none`` or a path to a state dict.
+    ``stem_weights`` is ``imagenet``, ``none`` or a path to a state dict; ``seed`` makes the
+    random initialisation (stem included, when not loaded) reproducible.
     """
-    decoder = build_decoder(genotype, num_classes, agg_width, sep_conv_units, space)
-    return SegmentationNet(build_stem(stem_weights), decoder)
+    with _seeded(seed):
+        stem = build_stem(stem_weights)
+        decoder = TemplateDecoder(genotype, num_classes, agg_width, sep_conv_units, space)
+    return SegmentationNet(stem, decoder)

@@ -95,3 +95,14 @@ def build_stem(weights: str = "none") -> MobileNetV2Stem:
     stem = MobileNetV2Stem()
     load_stem_state(stem, weights)
     return stem
+
+
+def stem_state_hash(stem: nn.Module) -> str:
+    """SHA-256 (16 hex digits) of the stem's parameters and buffers, in state-dict order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in stem.state_dict().items():
+        digest.update(key.encode("utf-8"))
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
