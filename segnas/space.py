@@ -265,6 +265,8 @@ class SearchSpace:
                 Block(int(a), int(b), int(t), int(r) + 1, 2 ** int(s))
                 for a, b, t, r, s in blocks_raw
             ]
+        except GenotypeError:
+            raise
         except (TypeError, ValueError) as exc:
             raise GenotypeError(f"not a release encoding [templates, blocks]: {data!r}") from exc
         return self.validate(Genotype(tuple(templates), tuple(blocks)))
