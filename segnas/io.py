@@ -30,6 +30,12 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _describe(exc: OSError, path: Path) -> str:
     if exc.errno == errno.ENOSPC:
         return f"no space left on the device while writing {path}; free some space and rerun"
@@ -49,6 +55,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.fchmod(fd, _default_mode())
         os.close(fd)
     except OSError as exc:
         raise WriteError(_describe(exc, final)) from exc

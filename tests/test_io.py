@@ -59,3 +59,12 @@ def test_yaml_is_read_safely_with_clear_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(SegnasError, match=r"bad\.json is not valid JSON"):
         read_json(tmp_path / "bad.json")
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644

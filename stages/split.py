@@ -1,0 +1,56 @@
+"""Stage ``split``: the search dataset's train split -> meta-train / meta-val (``data/split/``).
+
+Usage: python stages/split.py [--params params.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from segnas.config import load_params, section
+from segnas.data import load_prepared, stable_split, write_split
+from segnas.errors import ConfigError, SegnasError
+
+PREPARED_ROOT = Path("data/prepared")
+OUT_DIR = Path("data/split")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        spec = section(params, "split", args.params)
+        seed = int(params.get("seed", 0))
+        dataset = spec.get("dataset")
+        if not isinstance(dataset, str) or not dataset:
+            raise ConfigError(f"{args.params}: split.dataset must name a prepared dataset")
+        val_fraction = float(spec.get("val_fraction", 0.1))
+        prepared = load_prepared(PREPARED_ROOT / dataset)
+        train_ids, val_ids = stable_split(prepared.ids("train"), val_fraction, seed)
+        write_split(
+            OUT_DIR,
+            train_ids,
+            val_ids,
+            {
+                "dataset": dataset,
+                "seed": seed,
+                "val_fraction": val_fraction,
+                "source_split": "train",
+            },
+        )
+    except SegnasError as exc:
+        print(f"split: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"split: {dataset} train {len(train_ids) + len(val_ids)} -> meta-train {len(train_ids)}, "
+        f"meta-val {len(val_ids)} -> {OUT_DIR}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
