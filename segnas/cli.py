@@ -8,7 +8,14 @@ import sys
 
 from .errors import SegnasError
 
-COMMAND_MODULES = ("segnas.commands.arch",)
+COMMAND_MODULES = (
+    "segnas.commands.arch",
+    "segnas.commands.bench",
+    "segnas.commands.config",
+    "segnas.commands.data",
+    "segnas.commands.predict",
+    "segnas.commands.repro",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

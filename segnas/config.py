@@ -1,22 +1,111 @@
-"""Loading ``params.yaml`` (safe YAML) and reading sections with key-path errors.
+"""Loading ``params.yaml`` (safe YAML), schema validation, sections and named configurations.
 
-Stage entry points call these; library functions take explicit arguments instead.
+Stage entry points call ``load_params`` (which validates against
+``workflow/schemas/params.schema.yaml``) and ``section``; library functions take explicit
+arguments instead. ``use_config`` switches ``params.yaml`` to one of ``configs/<name>.yaml``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import difflib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import yaml
+
 from .errors import ConfigError
-from .io import read_yaml
+from .io import read_yaml, write_text
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+CONFIGS_DIR = Path("configs")
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read the params file with the safe loader; it must be a mapping."""
+@lru_cache(maxsize=4)
+def _cached_schema(path: str) -> dict[str, Any]:
+    schema = read_yaml(path)
+    if not isinstance(schema, dict):
+        raise ConfigError(f"{path}: the schema must be a mapping")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """The params JSON schema (a YAML file), checked to be a valid Draft 2020-12 schema."""
+    if not Path(path).is_file():
+        raise ConfigError(
+            f"the params schema {path} is missing; install segnas editable from its repository "
+            "(pip install -e .)"
+        )
+    return copy.deepcopy(_cached_schema(str(path)))
+
+
+def _key_path(parts: Any) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> list[str]:
+    where = _key_path(error.absolute_path)
+    prefix = "" if where == "(top level)" else f"{where}."
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(known))
+        lines = []
+        for key in extra:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            lines.append(f"{prefix}{key}: unknown key ({hint})")
+        return lines
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in (error.instance or {})]
+        return [f"{prefix}{key}: required key is missing" for key in missing]
+    return [f"{where}: {error.message}"]
+
+
+def schema_errors(
+    params: Any, schema: dict[str, Any] | None = None, require_all: bool = True
+) -> list[str]:
+    """Every schema violation as ``key.path: what is wrong`` (empty when ``params`` is valid).
+
+    With ``require_all=False`` top-level sections may be absent (a stage run on a partial
+    file checks only what is there; its own ``section`` call reports a missing section).
+    """
+    schema = load_schema() if schema is None else copy.deepcopy(schema)
+    if not require_all:
+        schema.pop("required", None)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.path])
+    return [line for error in errors for line in _describe(error)]
+
+
+def validate_params(
+    params: Any,
+    path: str | Path = "params.yaml",
+    schema: dict[str, Any] | None = None,
+    require_all: bool = True,
+) -> None:
+    """Raise ``ConfigError`` naming ``path`` and every offending key path."""
+    problems = schema_errors(params, schema, require_all=require_all)
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
+
+
+def load_params(
+    path: str | Path = "params.yaml", validate: bool = True, require_all: bool = False
+) -> dict[str, Any]:
+    """Read the params file with the safe loader; it must be a mapping valid for the schema."""
     params = read_yaml(path)
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {params!r}")
+    if validate:
+        validate_params(params, path, require_all=require_all)
     return params
 
 
@@ -26,3 +115,61 @@ def section(params: dict[str, Any], key: str, path: str | Path = "params.yaml") 
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: section {key!r} is missing or not a mapping")
     return value
+
+
+def available_configs(configs_dir: str | Path = CONFIGS_DIR) -> list[str]:
+    """Names of the named configurations (``configs/<name>.yaml``)."""
+    return sorted(p.stem for p in Path(configs_dir).glob("*.yaml"))
+
+
+def config_path(name: str, configs_dir: str | Path = CONFIGS_DIR) -> Path:
+    """The file of configuration ``name``; an unknown name lists the known ones."""
+    known = available_configs(configs_dir)
+    if not known:
+        raise ConfigError(
+            f"no configurations found in {configs_dir}/; run segnas from the repository root"
+        )
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown configuration {name!r}{hint}; known: {', '.join(known)} "
+            f"(files in {configs_dir}/)"
+        )
+    return Path(configs_dir) / f"{name}.yaml"
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}`` (lists are leaves)."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted key paths whose values differ between two params mappings."""
+    a, b = flatten(old), flatten(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k, object()) != b.get(k, object()))
+
+
+def use_config(
+    name: str, params_path: str | Path = "params.yaml", configs_dir: str | Path = CONFIGS_DIR
+) -> list[str]:
+    """Validate ``configs/<name>.yaml`` and copy it to ``params_path`` atomically.
+
+    Returns the dotted keys whose values changed (empty when it was already in use).
+    """
+    source = config_path(name, configs_dir)
+    text = source.read_text(encoding="utf-8")
+    new = load_params(source, require_all=True)
+    old: Any = {}
+    if Path(params_path).is_file():
+        with contextlib.suppress(yaml.YAMLError):
+            old = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
+    write_text(params_path, text)
+    return changed_keys(old if isinstance(old, dict) else {}, new)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,18 +33,108 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _default_mode() -> int:
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _default_mode() -> int:
+    return 0o666 & ~_umask()
 
 
 def _describe(exc: OSError, path: Path) -> str:
-    if exc.errno == errno.ENOSPC:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on the device while writing {path}; free some space and rerun"
     if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return f"cannot write {path}: the directory is read-only or not writable ({exc.strerror})"
     return f"writing {path} failed: {exc}"
+
+
+def write_error(exc: OSError, path: str | os.PathLike) -> WriteError:
+    """A :class:`WriteError` for ``exc`` (disk full, read-only, ...) that names ``path``."""
+    if isinstance(exc, WriteError):
+        return exc
+    return WriteError(_describe(exc, Path(path)))
+
+
+def dir_write_error(exc: OSError, tmp: str | os.PathLike, out_dir: str | os.PathLike) -> OSError:
+    """The error to show when building directory ``out_dir`` in its temporary twin ``tmp`` failed.
+
+    Failures while writing inside ``tmp`` (or renaming it) become a :class:`WriteError` naming
+    the final path (the file under ``out_dir`` when known), never the hidden temporary one.
+    Other errors (e.g. reading an input) are returned unchanged.
+    """
+    cause = exc.__cause__ if isinstance(exc, WriteError) else exc
+    if not isinstance(cause, OSError) or isinstance(cause, WriteError):
+        return exc
+    tmp, out_dir = Path(tmp), Path(out_dir)
+    target = Path(cause.filename) if isinstance(cause.filename, str) else None
+    inside = target is not None and target.is_relative_to(tmp)
+    if inside and not isinstance(exc, WriteError):
+        return write_error(cause, out_dir / target.relative_to(tmp))
+    if inside or target is None or cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return write_error(cause, out_dir)
+    return exc
+
+
+def _temp_pattern(final: Path) -> re.Pattern[str]:
+    return re.compile(rf"^\.{re.escape(final.name)}\.[A-Za-z0-9_.]+\.tmp$")
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files or directories an interrupted writer of ``path`` left behind.
+
+    They are the hidden ``.<name>.<random>.tmp`` siblings of ``path`` made by
+    :func:`atomic_path` and :func:`temp_dir`. Call it only while no other process writes
+    ``path`` (e.g. at the start of the stage that owns it). Returns what was removed.
+    """
+    final = Path(path)
+    if not final.parent.is_dir():
+        return []
+    pattern = _temp_pattern(final)
+    removed = []
+    for entry in final.parent.iterdir():
+        if pattern.match(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def temp_dir(path: str | os.PathLike) -> Path:
+    """A fresh hidden directory next to ``path`` (umask permissions), to be renamed onto it."""
+    final = Path(path)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        tmp.chmod(0o777 & ~_umask())
+    except OSError as exc:
+        raise write_error(exc, final) from exc
+    return tmp
+
+
+def replace_dir(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move the finished directory ``tmp`` onto ``path``, never leaving a partial ``path``.
+
+    An existing ``path`` is first renamed aside (atomically), then ``tmp`` is renamed into
+    place and the old one deleted. A crash in between leaves ``path`` absent (never half
+    deleted); the hidden leftovers are removed by :func:`remove_stale_temps`.
+    """
+    tmp, final = Path(tmp), Path(path)
+    try:
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+            os.replace(final, old)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except OSError as exc:
+        raise write_error(exc, final) from exc
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -58,7 +151,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.fchmod(fd, _default_mode())
         os.close(fd)
     except OSError as exc:
-        raise WriteError(_describe(exc, final)) from exc
+        raise write_error(exc, final) from exc
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -68,7 +161,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _fsync_dir(final.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise WriteError(_describe(exc, final)) from exc
+        raise write_error(exc, final) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -83,6 +176,19 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Atomically write ``text`` (UTF-8) to ``path``."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """Atomically ``torch.save`` ``obj`` to ``path`` with reproducible bytes.
+
+    ``torch.save`` to a file path names the archive inside after that path; saving to the
+    random temporary name of :func:`atomic_path` would make every file's bytes differ.
+    """
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -111,7 +217,10 @@ def read_yaml(path: str | os.PathLike) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML: {what}{where}") from exc
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

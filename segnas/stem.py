@@ -79,7 +79,18 @@ def load_stem_state(stem: MobileNetV2Stem, weights: str) -> None:
             raise ConfigError(
                 f"stem.weights: {weights!r} is neither 'imagenet', 'none' nor an existing file"
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a foreign pickle or a damaged file: torch raises many types
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(
+                f"stem.weights: {weights!r} cannot be loaded safely as a state dict ({reason}); "
+                "only plain tensor state dicts are accepted (torch.load weights_only=True)"
+            ) from exc
+        if not isinstance(state, dict):
+            raise ConfigError(
+                f"stem.weights: {weights!r} holds a {type(state).__name__}, not a state dict"
+            )
         if any(k.startswith("features.") for k in state):
             state = _stem_state_from_mobilenet(state)
     missing, unexpected = stem.load_state_dict(state, strict=False)

@@ -68,5 +68,6 @@ def test_untrusted_pickle_is_refused(tmp_path):
             return (print, ("pwned",))
 
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"x": Payload()}))
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ConfigError, match="cannot be loaded safely") as raised:
         build_stem(str(tmp_path / "evil.pt"))
+    assert isinstance(raised.value.__cause__, pickle.UnpicklingError)

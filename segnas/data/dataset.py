@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -15,18 +16,20 @@ from .transforms import EvalTransform
 Transform = Callable[[Image.Image, Image.Image, int], tuple[torch.Tensor, torch.Tensor]]
 
 
-def read_pair(prepared: PreparedDataset, image_id: str) -> tuple[Image.Image, Image.Image]:
-    """Decode the RGB image and the uint8 label of ``image_id``."""
-    paths = (prepared.image_path(image_id), prepared.label_path(image_id))
+def _decode(path: Path) -> Image.Image:
     try:
-        image = Image.open(paths[0])
-        image = image.convert("RGB") if image.mode != "RGB" else image
+        image = Image.open(path)
         image.load()
-        label = Image.open(paths[1])
-        label.load()
     except (OSError, SyntaxError) as exc:
-        raise DataError(f"cannot read {exc.filename or paths}: {exc}; rerun prepare") from exc
-    return image, label
+        raise DataError(f"cannot read {path}: {exc}; rerun prepare") from exc
+    return image
+
+
+def read_pair(prepared: PreparedDataset, image_id: str) -> tuple[Image.Image, Image.Image]:
+    """Decode the RGB image and the uint8 label of ``image_id``; errors name the file."""
+    image = _decode(prepared.image_path(image_id))
+    image = image.convert("RGB") if image.mode != "RGB" else image
+    return image, _decode(prepared.label_path(image_id))
 
 
 class SegmentationDataset(Dataset):

@@ -11,9 +11,7 @@ leaves nothing behind (and keeps any previous output intact).
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,14 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import ConfigError, DataError
-from ..io import write_json
+from ..io import (
+    dir_write_error,
+    remove_stale_temps,
+    replace_dir,
+    temp_dir,
+    write_error,
+    write_json,
+)
 from ..progress import Progress
 from .camvid import camvid_source
 from .cityscapes import cityscapes_source
@@ -44,12 +49,12 @@ SOURCE_KEYS = {
 
 
 def make_temp_dir(out_dir: Path) -> Path:
-    """A fresh hidden directory next to ``out_dir`` with the usual (umask) permissions."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)
-    return tmp
+    """A fresh hidden directory next to ``out_dir`` with the usual (umask) permissions.
+
+    Leftovers of an interrupted earlier run (``.<name>.*.tmp``) are deleted first.
+    """
+    remove_stale_temps(out_dir)
+    return temp_dir(out_dir)
 
 
 def _read_image(path: Path, what: str, decode: bool = True) -> Image.Image:
@@ -199,9 +204,13 @@ def write_prepared(
         summary = _summary(source, index, skipped, dict(spec or {}))
         index.to_csv(tmp / INDEX_FILE, index=False)
         write_json(tmp / SUMMARY_FILE, summary)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        replace_dir(tmp, out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        failure = dir_write_error(exc, tmp, out_dir)
+        if failure is exc:
+            raise
+        raise failure from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -238,15 +247,19 @@ def prepare_dataset(
     on_bad_file = spec.get("on_bad_file", "error")
     if kind == "synthetic":
         out_dir = Path(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        raw = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.raw.", dir=out_dir.parent))
+        raw_dir = out_dir.parent / f"{out_dir.name}-raw"
+        remove_stale_temps(raw_dir)
+        raw = temp_dir(raw_dir)
         try:
-            generate_synthetic(
-                raw,
-                spec.get("num_images", {"train": 120, "val": 20, "test": 20}),
-                tuple(spec.get("image_size", (120, 160))),
-                int(spec.get("seed", seed)),
-            )
+            try:
+                generate_synthetic(
+                    raw,
+                    spec.get("num_images", {"train": 120, "val": 20, "test": 20}),
+                    tuple(spec.get("image_size", (120, 160))),
+                    int(spec.get("seed", seed)),
+                )
+            except OSError as exc:
+                raise write_error(exc, raw_dir) from exc
             source = camvid_source(raw, tuple(spec.get("num_images", SPLITS)), name)
             return write_prepared(source, out_dir, longer_side, on_bad_file, spec, progress)
         finally:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from ..io import read_json, write_json, write_text
+from ..io import read_json, remove_stale_temps, write_json, write_text
 
 TRAIN_FILE = "meta_train.txt"
 VAL_FILE = "meta_val.txt"
@@ -54,8 +54,15 @@ def stable_split(ids: Sequence[str], val_fraction: float, seed: int) -> tuple[li
 def write_split(
     split_dir: str | Path, train_ids: Sequence[str], val_ids: Sequence[str], info: dict
 ) -> None:
-    """Write ``meta_train.txt``, ``meta_val.txt`` (one id a line) and ``split.json``."""
+    """Write ``meta_train.txt``, ``meta_val.txt`` (one id a line) and ``split.json``.
+
+    ``split.json`` is removed first and written last, so an interrupted run never leaves a
+    mix of old and new id files that reads as a complete split.
+    """
     split_dir = Path(split_dir)
+    for name in (INFO_FILE, TRAIN_FILE, VAL_FILE):
+        remove_stale_temps(split_dir / name)
+    (split_dir / INFO_FILE).unlink(missing_ok=True)
     write_text(split_dir / TRAIN_FILE, "".join(f"{i}\n" for i in train_ids))
     write_text(split_dir / VAL_FILE, "".join(f"{i}\n" for i in val_ids))
     write_json(

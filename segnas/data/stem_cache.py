@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..errors import ArtifactError, ConfigError, DataError, SegnasError
-from ..io import read_json, sha256_file, write_json
+from ..io import dir_write_error, read_json, replace_dir, sha256_file, write_json
 from ..progress import Progress
 from ..stem import STEM_CHANNELS, STEM_STRIDES, MobileNetV2Stem, stem_state_hash
 from .dataset import read_pair
@@ -107,12 +107,7 @@ def build_stem_cache(
     shapes = cache_shapes(num_samples, crop)
     tmp = make_temp_dir(out_dir)
     try:
-        arrays = {
-            name: np.lib.format.open_memmap(
-                tmp / f"{name}.npy", mode="w+", dtype=ARRAY_DTYPES[name], shape=shapes[name]
-            )
-            for name in ARRAYS
-        }
+        arrays = {name: _allocate(tmp / f"{name}.npy", name, shapes[name]) for name in ARRAYS}
         stem = stem.eval()
         samples = []
         bar = Progress("cache_stem", num_samples) if progress else None
@@ -162,13 +157,30 @@ def build_stem_cache(
         }
         torch.save(stem.state_dict(), tmp / STEM_FILE)
         write_json(tmp / HEADER_FILE, header)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        replace_dir(tmp, out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        failure = dir_write_error(exc, tmp, out_dir)
+        if failure is exc:
+            raise
+        raise failure from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return open_stem_cache(out_dir)
+
+
+def _allocate(path: Path, name: str, shape: tuple[int, ...]) -> np.memmap:
+    """A zeroed ``.npy`` memory map whose disk blocks are reserved up front.
+
+    Without the reservation a full disk would only show when the mapped pages are flushed,
+    as a SIGBUS crash instead of an error naming the file.
+    """
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=ARRAY_DTYPES[name], shape=shape)
+    if hasattr(os, "posix_fallocate"):  # not on macOS
+        with open(path, "rb+") as handle:
+            os.posix_fallocate(handle.fileno(), 0, path.stat().st_size)
+    return array
 
 
 @dataclass
@@ -205,7 +217,7 @@ class StemCache:
             stem.load_state_dict(state)
         except FileNotFoundError:
             raise ArtifactError(f"{path} is missing; rerun the cache_stem stage") from None
-        except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # foreign pickles, damaged zips: torch raises many types
             raise ArtifactError(
                 f"{path} is not a stem state dict ({exc}); rerun cache_stem"
             ) from exc

@@ -1,0 +1,342 @@
+"""Controller vs random search (paper Sect. 4.3).
+
+N architectures are sampled from the trained controller and N uniformly from the search
+space. Each is evaluated in the search setup and in a longer one (phase 2 extended, 20 epochs
+in the paper) with the same seed, giving 4N independent evaluations that run locally or fan
+out (Snakemake/SLURM) through the same file-based steps as the search: ``sample`` writes
+``samples.json``, ``evaluate`` one ``evals/<group>_<setup>_<index>.json``, ``assemble`` the
+CSV and the metrics (Spearman's rank correlation between the two setups per group).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import io
+import math
+import multiprocessing
+import random
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from .errors import ArtifactError, ConfigError
+from .io import read_json, sha256_json, write_json, write_text
+from .progress import Progress
+from .search.controller import Controller
+from .search.evaluate import EvalResult, EvalSetup, derive_seed
+from .search.runner import EvaluatorSpec
+from .space import DEFAULT_SPACE, Genotype, SearchSpace
+
+GROUPS = ("controller", "random")
+SETUPS = ("search", "long")
+CSV_COLUMNS = (
+    "group",
+    "index",
+    "hash",
+    "genotype",
+    "downsampling_factor",
+    "params",
+    "reward_search",
+    "reward_long",
+    "miou_search",
+    "miou_long",
+    "status_search",
+    "status_long",
+)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """The ``compare`` params: N per group, the longer setup's phase 2, local workers."""
+
+    num_archs: int = 20
+    long_phase2_epochs: int = 20
+    controller: str = "search/controller/final.pt"
+    workers: int = 1
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "compare") -> CompareConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
+        config = cls(**values)
+        if not isinstance(config.num_archs, int) or config.num_archs < 2:
+            raise ConfigError(f"{where}.num_archs must be an int >= 2, got {config.num_archs!r}")
+        for key in ("long_phase2_epochs", "workers"):
+            if not isinstance(getattr(config, key), int) or getattr(config, key) < 1:
+                raise ConfigError(f"{where}.{key} must be an int >= 1")
+        return config
+
+    def result_fields(self) -> dict[str, Any]:
+        return {"num_archs": self.num_archs, "long_phase2_epochs": self.long_phase2_epochs}
+
+
+def long_setup(setup: EvalSetup, phase2_epochs: int) -> EvalSetup:
+    """The longer setup: the search setup with phase 2 extended to ``phase2_epochs``."""
+    return replace(setup, phase2_epochs=phase2_epochs)
+
+
+def compare_hash(search_hash: str, config: CompareConfig) -> str:
+    """16 hex digits over the search run's params hash and the compare params."""
+    return sha256_json({"search": search_hash, "compare": config.result_fields()})[:16]
+
+
+class CompareLayout:
+    """File names under the compare directory."""
+
+    def __init__(self, root: str | Path = "compare") -> None:
+        self.root = Path(root)
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples.json"
+
+    def evaluation(self, group: str, setup: str, index: int) -> Path:
+        return self.root / "evals" / f"{group}_{setup}_{index:04d}.json"
+
+    @property
+    def csv(self) -> Path:
+        return self.root / "compare.csv"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    def jobs(self, num_archs: int) -> list[tuple[str, str, int]]:
+        return [(g, s, i) for g in GROUPS for s in SETUPS for i in range(num_archs)]
+
+
+def _check_hash(path: Path, payload: dict, params_hash: str) -> None:
+    if payload.get("params_hash") != params_hash:
+        raise ArtifactError(
+            f"{path} was written with params hash {payload.get('params_hash')}, not the current "
+            f"{params_hash}; delete the compare directory and rerun"
+        )
+
+
+def draw_architectures(
+    controller: Controller, num_archs: int, seed: int, space: SearchSpace = DEFAULT_SPACE
+) -> dict[str, list[Genotype]]:
+    """``num_archs`` genotypes from ``controller`` and as many uniform ones, all seeded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from_controller = [
+            controller.sample(torch.Generator().manual_seed(derive_seed(seed, "compare", i)))[0]
+            for i in range(num_archs)
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    rng = random.Random(derive_seed(seed, "compare", "random"))
+    uniform = [space.sample(rng) for _ in range(num_archs)]
+    return {"controller": from_controller, "random": uniform}
+
+
+def write_samples(
+    layout: CompareLayout,
+    controller: Controller,
+    config: CompareConfig,
+    seed: int,
+    params_hash: str,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> dict[str, list[Genotype]]:
+    """Write (or reuse) ``samples.json``."""
+    if layout.samples.is_file():
+        payload = read_json(layout.samples)
+        _check_hash(layout.samples, payload, params_hash)
+        return {g: [space.from_list(x) for x in payload["samples"][g]] for g in GROUPS}
+    drawn = draw_architectures(controller, config.num_archs, seed, space)
+    samples = {g: [x.to_list() for x in drawn[g]] for g in GROUPS}
+    write_json(layout.samples, {"params_hash": params_hash, "samples": samples})
+    return drawn
+
+
+def read_samples(
+    layout: CompareLayout, params_hash: str, space: SearchSpace = DEFAULT_SPACE
+) -> dict[str, list[Genotype]]:
+    payload = read_json(layout.samples)
+    _check_hash(layout.samples, payload, params_hash)
+    return {g: [space.from_list(x) for x in payload["samples"][g]] for g in GROUPS}
+
+
+def evaluate_job(
+    layout: CompareLayout,
+    params_hash: str,
+    seed: int,
+    group: str,
+    setup: str,
+    index: int,
+    evaluate: Callable[[Genotype, int], EvalResult],
+    space: SearchSpace = DEFAULT_SPACE,
+) -> EvalResult:
+    """Evaluate architecture ``index`` of ``group`` in ``setup``; reuse its file when present.
+
+    Both setups of one architecture use the same seed, so they differ only in phase 2.
+    """
+    if group not in GROUPS or setup not in SETUPS:
+        raise ConfigError(f"compare: group must be one of {GROUPS} and setup one of {SETUPS}")
+    path = layout.evaluation(group, setup, index)
+    if path.is_file():
+        payload = read_json(path)
+        _check_hash(path, payload, params_hash)
+        return EvalResult.from_dict(payload["result"])
+    samples = read_samples(layout, params_hash, space)
+    if not 0 <= index < len(samples[group]):
+        raise ConfigError(f"{layout.samples} has no {group} architecture {index}")
+    result = evaluate(samples[group][index], derive_seed(seed, "compare", group, index))
+    write_json(path, {"params_hash": params_hash, "result": result.to_dict()})
+    return result
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN when a side is constant."""
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError("spearman needs two sequences of the same length >= 2")
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    vx = sum((a - mx) ** 2 for a in rx)
+    vy = sum((b - my) ** 2 for b in ry)
+    if vx == 0 or vy == 0:
+        return math.nan
+    return cov / math.sqrt(vx * vy)
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    mean = sum(values) / len(values)
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return {"mean": mean, "median": median, "max": ordered[-1], "min": ordered[0]}
+
+
+def assemble(
+    layout: CompareLayout,
+    config: CompareConfig,
+    params_hash: str,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> dict[str, Any]:
+    """Write ``compare.csv`` (one row per architecture) and ``metrics.json``; return metrics."""
+    samples = read_samples(layout, params_hash, space)
+    rows = []
+    metrics: dict[str, Any] = {"num_archs": config.num_archs}
+    for group in GROUPS:
+        results = {}
+        for setup in SETUPS:
+            results[setup] = []
+            for index in range(config.num_archs):
+                path = layout.evaluation(group, setup, index)
+                if not path.is_file():
+                    raise ArtifactError(f"{path} is missing; run compare evaluate for it first")
+                payload = read_json(path)
+                _check_hash(path, payload, params_hash)
+                results[setup].append(EvalResult.from_dict(payload["result"]))
+        for index in range(config.num_archs):
+            short, long = results["search"][index], results["long"][index]
+            genotype = samples[group][index]
+            rows.append(
+                {
+                    "group": group,
+                    "index": index,
+                    "hash": genotype.hash,
+                    "genotype": genotype.to_text(),
+                    "downsampling_factor": genotype.downsampling_factor,
+                    "params": short.params,
+                    "reward_search": short.reward,
+                    "reward_long": long.reward,
+                    "miou_search": short.miou,
+                    "miou_long": long.miou,
+                    "status_search": short.status,
+                    "status_long": long.status,
+                }
+            )
+        search_rewards = [r.reward for r in results["search"]]
+        long_rewards = [r.reward for r in results["long"]]
+        rho = spearman(search_rewards, long_rewards)
+        metrics[group] = {
+            "spearman_rho": None if math.isnan(rho) else rho,
+            "reward_search": _stats(search_rewards),
+            "reward_long": _stats(long_rewards),
+        }
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    write_text(layout.csv, buffer.getvalue())
+    write_json(layout.metrics, metrics)
+    return metrics
+
+
+_WORKER: dict[str, Callable] = {}
+
+
+def _worker_init(specs: dict[str, EvaluatorSpec]) -> None:
+    _WORKER.update({setup: spec.build() for setup, spec in specs.items()})
+
+
+def _worker_job(
+    root: str, params_hash: str, seed: int, group: str, setup: str, index: int
+) -> EvalResult:
+    return evaluate_job(CompareLayout(root), params_hash, seed, group, setup, index, _WORKER[setup])
+
+
+def run_compare(
+    layout: CompareLayout,
+    controller: Controller,
+    config: CompareConfig,
+    specs: dict[str, EvaluatorSpec],
+    seed: int,
+    params_hash: str,
+    stream: TextIO | None = None,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> dict[str, Any]:
+    """Every step on this machine (``config.workers`` processes); resumes finished jobs."""
+    stream = stream or sys.stderr
+    write_samples(layout, controller, config, seed, params_hash, space)
+    jobs = layout.jobs(config.num_archs)
+    missing = [job for job in jobs if not layout.evaluation(*job).is_file()]
+    progress = Progress("compare", len(jobs), stream=stream, done=len(jobs) - len(missing))
+    if config.workers > 1 and missing:
+        with concurrent.futures.ProcessPoolExecutor(
+            config.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(specs,),
+        ) as pool:
+            futures = [
+                pool.submit(_worker_job, str(layout.root), params_hash, seed, *job)
+                for job in missing
+            ]
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+                progress.update()
+    else:
+        built: dict[str, Callable] = {}
+        for group, setup, index in missing:
+            if setup not in built:
+                built[setup] = specs[setup].build()
+            evaluate = built[setup]
+            result = evaluate_job(layout, params_hash, seed, group, setup, index, evaluate, space)
+            progress.update(extra=f"{group} {setup} #{index} reward {result.reward:.4f}")
+    return assemble(layout, config, params_hash, space)

@@ -1,0 +1,221 @@
+"""Evaluation of trained models: mIoU and per-class IoU at label size, model facts, ONNX.
+
+Predictions are upsampled bilinearly to the label size before the argmax, so scores are at
+the dataset's resolution whatever the input size. Facts: parameters, FLOPs and latency at
+the requested sizes (2048x1024 and 480x360 by default) on a named device, size on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .data import PreparedDataset, SegmentationDataset
+from .data.dataset import read_pair
+from .export import export_and_check
+from .facts import count_flops, count_params, measure_latency, state_dict_bytes
+from .fulltrain import BEST, LAST, ResizeInput, load_trained, score_model
+from .io import atomic_path, write_json, write_text
+from .predict import colourise, maybe_optimize, predict_labels
+from .progress import Progress
+
+DEFAULT_LATENCY_SIZES = ((1024, 2048), (360, 480))
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name of ``device``: the GPU model, or the CPU model and thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({torch.get_num_threads()} threads)"
+
+
+def pick_checkpoint(model_dir: str | Path, which: str = "best") -> Path:
+    """``best.pt`` when asked for and present, else ``last.pt``."""
+    model_dir = Path(model_dir)
+    if which == "best" and (model_dir / BEST).exists():
+        return model_dir / BEST
+    return model_dir / LAST
+
+
+@dataclass
+class Evaluation:
+    """Scores of one model on one split."""
+
+    split: str
+    num_images: int
+    scores: dict[str, Any]
+    classes: list[str]
+
+    def per_class_rows(self) -> list[tuple[str, float | None]]:
+        """(class, IoU) pairs; None where the class is absent from the split's labels."""
+        values = self.scores["per_class_iou"]
+        values = [None if math.isnan(v) else v for v in values]
+        return list(zip(self.classes, values, strict=True))
+
+    def per_class_csv(self) -> str:
+        lines = ["class,iou"]
+        lines += [
+            f"{name},{'' if iou is None else f'{iou:.6f}'}" for name, iou in self.per_class_rows()
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def evaluate_split(
+    model: nn.Module,
+    prepared: PreparedDataset,
+    split: str,
+    input_size: Sequence[int] | None,
+    device: torch.device,
+    channels_last: bool = False,
+    log_name: str = "evaluate",
+) -> Evaluation:
+    """mIoU and per-class IoU of ``model`` on ``split`` (images resized to ``input_size``)."""
+    ids = prepared.ids(split)
+    dataset = SegmentationDataset(prepared, ids, ResizeInput(input_size))
+    progress = Progress(log_name, len(ids))
+    confusion = score_model(
+        model, dataset, prepared.num_classes, device, channels_last, progress=progress
+    )
+    return Evaluation(split, len(ids), confusion.scores(), list(prepared.classes))
+
+
+def model_facts(
+    model: nn.Module,
+    device: torch.device,
+    sizes: Sequence[Sequence[int]] = DEFAULT_LATENCY_SIZES,
+    warmup: int = 2,
+    repeats: int = 5,
+    timed: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Parameters, FLOPs and median latency (batch 1) at each (H, W) of ``sizes``.
+
+    Counts are of ``model`` (the trained network); latency is of ``timed`` (e.g. its optimised
+    inference copy) when given.
+    """
+    timed = timed if timed is not None else model
+    facts: dict[str, Any] = {
+        "params": count_params(model),
+        "decoder_params": count_params(model.decoder),
+        "weights_bytes": state_dict_bytes(model),
+        "device": device_name(device),
+        "flops": {},
+        "latency_ms": {},
+    }
+    for height, width in sizes:
+        key = f"{width}x{height}"
+        facts["flops"][key] = count_flops(model, (int(height), int(width)))
+        timing = measure_latency(
+            timed, (int(height), int(width)), None, min(warmup, repeats), repeats
+        )
+        facts["latency_ms"][key] = round(timing.median_ms, 3)
+    return facts
+
+
+def save_qualitative(
+    model: nn.Module,
+    prepared: PreparedDataset,
+    ids: Sequence[str],
+    input_size: Sequence[int] | None,
+    device: torch.device,
+    out_dir: Path,
+) -> list[Path]:
+    """One ``image | ground truth | prediction`` strip per id (ignored pixels black)."""
+    written = []
+    for image_id in ids:
+        image, label = read_pair(prepared, image_id)
+        prediction = predict_labels(model, image, input_size, device)
+        gap = np.full((image.height, 4, 3), 255, dtype=np.uint8)
+        strip = np.concatenate(
+            [
+                np.asarray(image),
+                gap,
+                colourise(np.asarray(label), prepared.palette),
+                gap,
+                colourise(prediction, prepared.palette),
+            ],
+            axis=1,
+        )
+        path = out_dir / f"{image_id}.png"
+        with atomic_path(path) as tmp:
+            Image.fromarray(strip).save(tmp, format="PNG")
+        written.append(path)
+    return written
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    prepared: PreparedDataset,
+    split: str,
+    out_dir: str | Path,
+    device: torch.device,
+    input_size: Sequence[int] | None = None,
+    latency_sizes: Sequence[Sequence[int]] = DEFAULT_LATENCY_SIZES,
+    latency_repeats: int = 5,
+    onnx: bool = True,
+    onnx_tolerance: float = 1e-3,
+    qualitative: int = 3,
+    optimized: bool = True,
+    name: str = "",
+) -> dict[str, Any]:
+    """Evaluate one checkpoint; writes ``metrics.json``, ``per_class_iou.csv``, ``model.onnx``
+    and ``qualitative/`` under ``out_dir`` and returns the metrics."""
+    out_dir = Path(out_dir)
+    checkpoint = Path(checkpoint)
+    model, meta = load_trained(checkpoint, device)
+    size = tuple(input_size) if input_size else meta["config"].get("input_size")
+    size = tuple(size) if size else None
+    fast, path_name = maybe_optimize(model, optimized)
+    evaluation = evaluate_split(fast, prepared, split, size, device, log_name=f"evaluate {name}")
+    facts = model_facts(model, device, latency_sizes, repeats=latency_repeats, timed=fast)
+    facts["checkpoint_bytes"] = os.path.getsize(checkpoint)
+    metrics: dict[str, Any] = {
+        "name": name,
+        "checkpoint": str(checkpoint),
+        "genotype": meta["genotype"],
+        "genotype_hash": meta["genotype_hash"],
+        "dataset": meta["dataset"],
+        "split": split,
+        "num_images": evaluation.num_images,
+        "input_size": list(size) if size else None,
+        "inference_path": path_name,
+        "miou": evaluation.scores["miou"],
+        "mean_acc": evaluation.scores["mean_acc"],
+        "fwiou": evaluation.scores["fwiou"],
+        "pixel_acc": evaluation.scores["pixel_acc"],
+        "classes": evaluation.classes,
+        "per_class_iou": dict(evaluation.per_class_rows()),
+        "history": meta["state"]["history"],
+        **facts,
+    }
+    if onnx:
+        first = prepared.index[prepared.index["id"] == prepared.ids(split)[0]].iloc[0]
+        onnx_size = size or (int(first["height"]), int(first["width"]))
+        check = export_and_check(model, out_dir / "model.onnx", onnx_size, onnx_tolerance)
+        metrics["onnx"] = check.to_dict()
+    if qualitative:
+        ids = prepared.ids(split)
+        step = max(1, len(ids) // qualitative)
+        chosen = ids[::step][:qualitative]
+        files = save_qualitative(fast, prepared, chosen, size, device, out_dir / "qualitative")
+        metrics["qualitative"] = [str(p) for p in files]
+    write_text(out_dir / "per_class_iou.csv", evaluation.per_class_csv())
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics

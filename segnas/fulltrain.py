@@ -1,0 +1,571 @@
+"""Final training of a discovered architecture (paper Sect. 5), resumable and deterministic.
+
+SGD (lr 5e-2, momentum 0.9, weight decay 1e-5) or Adam, with the poly schedule
+``lr * (1 - progress) ** 0.9`` where progress is ``iteration / total iterations`` for an epoch
+budget, or ``training seconds / budget`` for a time budget. Checkpoints (``last.pt``, and
+``best.pt`` by validation mIoU when a validation split is given) are written atomically every
+few epochs; a killed run resumes from ``last.pt`` with the same schedule, and on CPU finishes
+with the same weights and metrics as an uninterrupted run (epoch budget). Per-epoch loss, lr and
+val mIoU go to DVCLive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .data import PreparedDataset, SegmentationDataset, TrainTransform, normalize_image
+from .data.transforms import label_tensor
+from .errors import ArtifactError, ConfigError
+from .io import atomic_path, sha256_json, write_json
+from .metrics import IGNORE_INDEX, ConfusionMatrix
+from .model import SegmentationNet, build_model
+from .progress import Progress
+from .published import resolve_genotype
+from .space import Genotype
+
+CHECKPOINT_FORMAT = 1
+LAST = "last.pt"
+BEST = "best.pt"
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the result of a training run (its hash guards checkpoints)."""
+
+    epochs: int = 1000
+    time_budget_s: float | None = None
+    optimizer: str = "sgd"
+    lr: float = 5e-2
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    poly_power: float = 0.9
+    batch_size: int = 10
+    crop_size: tuple[int, int] = (360, 480)
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    flip: bool = True
+    input_size: tuple[int, int] | None = None
+    agg_width: int = 64
+    sep_conv_units: int = 2
+    stem_weights: str = "none"
+    seed: int = 0
+    channels_last: bool = True
+    amp: bool = True
+    # not part of the result: how often to save and validate, loader workers
+    checkpoint_every: int = field(default=5, metadata={"hashed": False})
+    val_every: int = field(default=1, metadata={"hashed": False})
+    num_workers: int = field(default=0, metadata={"hashed": False})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "train") -> TrainConfig:
+        """Build from a params mapping; unknown keys and bad values name ``where.key``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+        values = dict(values)
+        for key in ("crop_size", "scale_range", "input_size"):
+            if values.get(key) is not None:
+                value = values[key]
+                value = [value, value] if isinstance(value, int | float) else value
+                if not isinstance(value, list | tuple) or len(value) != 2:
+                    raise ConfigError(f"{where}.{key} must be two numbers, got {values[key]!r}")
+                kind = float if key == "scale_range" else int
+                values[key] = (kind(value[0]), kind(value[1]))
+        config = cls(**values)
+        config.check(where)
+        return config
+
+    def check(self, where: str = "train") -> None:
+        """Raise :class:`ConfigError` naming the first invalid key."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"{where}.optimizer: {self.optimizer!r} is not one of {OPTIMIZERS}")
+        positive = ("epochs", "lr", "batch_size", "agg_width", "sep_conv_units")
+        positive += ("checkpoint_every", "val_every")
+        for key in positive:
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{where}.{key} must be > 0, got {getattr(self, key)!r}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ConfigError(f"{where}.time_budget_s must be null or > 0 seconds")
+        if min(self.crop_size) < 8:
+            raise ConfigError(f"{where}.crop_size must be at least 8x8, got {self.crop_size}")
+        if not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ConfigError(f"{where}.scale_range must be 0 < low <= high")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @property
+    def hash(self) -> str:
+        """16 hex digits over the fields that change the trained weights."""
+        hashed = {
+            f.name: self.to_dict()[f.name] for f in fields(self) if f.metadata.get("hashed", True)
+        }
+        return sha256_json(hashed)[:16]
+
+
+def poly_lr(base_lr: float, progress: float, power: float = 0.9) -> float:
+    """``base_lr * (1 - progress) ** power`` with progress clamped to [0, 1]."""
+    return base_lr * (1.0 - min(max(progress, 0.0), 1.0)) ** power
+
+
+class ResizeInput:
+    """Eval transform: resize only the image to ``size`` (H, W); the label keeps its size.
+
+    Predictions are upsampled to the label, so metrics are computed at label resolution.
+    """
+
+    def __init__(self, size: Sequence[int] | None = None) -> None:
+        self.size = None if size is None else (int(size[0]), int(size[1]))
+
+    def __call__(
+        self, image: Image.Image, label: Image.Image, index: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.size is not None and (image.height, image.width) != self.size:
+            image = image.resize((self.size[1], self.size[0]), Image.BILINEAR)
+        return normalize_image(image), label_tensor(label)
+
+
+def prepare_image(image: Image.Image, size: Sequence[int] | None) -> torch.Tensor:
+    """An RGB PIL image -> normalised (1, 3, H, W) batch, resized to ``size`` when given."""
+    image = image.convert("RGB")
+    if size is not None and (image.height, image.width) != tuple(size):
+        image = image.resize((int(size[1]), int(size[0])), Image.BILINEAR)
+    return normalize_image(np.asarray(image)).unsqueeze(0)
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _to_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@torch.no_grad()
+def score_model(
+    model: nn.Module,
+    dataset: Dataset,
+    num_classes: int,
+    device: torch.device,
+    channels_last: bool = False,
+    amp: bool = False,
+    progress: Progress | None = None,
+) -> ConfusionMatrix:
+    """Confusion matrix of ``model`` over ``dataset`` (one image at a time, logits upsampled to
+    the label size)."""
+    model.eval()
+    confusion = ConfusionMatrix(num_classes)
+    loader = DataLoader(dataset, batch_size=1, shuffle=False)
+    for image, label in loader:
+        with _autocast(device, amp):
+            logits = model(_to_input(image, device, channels_last))
+        confusion.update(logits.float(), label)
+        if progress is not None:
+            progress.update()
+    return confusion
+
+
+def build_datasets(
+    prepared: PreparedDataset,
+    config: TrainConfig,
+    train_splits: Sequence[str] = ("train",),
+    val_split: str | None = "val",
+) -> tuple[SegmentationDataset, SegmentationDataset | None]:
+    """The augmented training set and the (label-size) validation set of ``prepared``."""
+    train_ids = [i for split in train_splits for i in prepared.ids(split)]
+    transform = TrainTransform(config.crop_size, config.scale_range, config.flip, config.seed)
+    train_set = SegmentationDataset(prepared, train_ids, transform)
+    val_set = None
+    if val_split:
+        val_set = SegmentationDataset(
+            prepared, prepared.ids(val_split), ResizeInput(config.input_size)
+        )
+    return train_set, val_set
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint restores besides the weights."""
+
+    epoch: int = 0
+    iteration: int = 0
+    train_seconds: float = 0.0
+    best_miou: float = -1.0
+    best_epoch: int = -1
+    finished: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def checkpoint_meta(
+    genotype: Genotype,
+    config: TrainConfig,
+    num_classes: int,
+    classes: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    dataset: str,
+) -> dict[str, Any]:
+    """The identity of a run, stored in every checkpoint and checked on resume and load."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "genotype": genotype.to_text(),
+        "genotype_hash": genotype.hash,
+        "params_hash": config.hash,
+        "config": config.to_dict(),
+        "num_classes": int(num_classes),
+        "classes": list(classes),
+        "palette": [list(int(v) for v in c) for c in palette],
+        "dataset": dataset,
+    }
+
+
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    scaler: torch.amp.GradScaler | None,
+    meta: dict[str, Any],
+    state: TrainState,
+) -> None:
+    """Atomically write a checkpoint (weights on CPU, optimizer state, meta, progress)."""
+    payload = {
+        "meta": meta,
+        "state": asdict(state),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"checkpoint {path} does not exist; run the train stage first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file: torch raises many types
+        raise ArtifactError(f"checkpoint {path} cannot be read ({exc}); delete it") from exc
+    if not isinstance(payload, dict) or payload.get("meta", {}).get("format") != CHECKPOINT_FORMAT:
+        raise ArtifactError(
+            f"{path} is not a segnas training checkpoint (format {CHECKPOINT_FORMAT}); delete it"
+        )
+    return payload
+
+
+def check_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Refuse to resume from a checkpoint of another architecture or other params."""
+    stored = payload["meta"]
+    for key, what in (("genotype_hash", "architecture"), ("params_hash", "training params")):
+        if stored.get(key) != meta[key]:
+            raise ArtifactError(
+                f"{path} was written for another {what} ({key} {stored.get(key)} != "
+                f"{meta[key]}); delete {path.parent} to start over, or restore the params "
+                "it was trained with"
+            )
+
+
+def load_trained(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[SegmentationNet, dict[str, Any]]:
+    """Rebuild the network stored in a training checkpoint; returns (model in eval mode, meta)."""
+    payload = load_checkpoint(path)
+    meta = payload["meta"]
+    config = meta["config"]
+    genotype = resolve_genotype(meta["genotype"])
+    model = build_model(
+        genotype,
+        num_classes=meta["num_classes"],
+        agg_width=config["agg_width"],
+        sep_conv_units=config["sep_conv_units"],
+        stem_weights="none",
+    )
+    model.load_state_dict(payload["model"])
+    info = dict(meta, state=payload["state"])
+    return model.to(device).eval(), info
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_items, generator=generator).tolist()
+
+
+class _Live:
+    """DVCLive wrapper whose files are rebuilt from the history on resume."""
+
+    def __init__(self, directory: Path | None, history: list[dict[str, Any]]) -> None:
+        self.live = None
+        if directory is None:
+            return
+        from dvclive import Live
+
+        self.live = Live(str(directory), save_dvc_exp=False, dvcyaml=False, report=None)
+        for entry in history:
+            self.log(entry)
+
+    def log(self, entry: dict[str, Any]) -> None:
+        if self.live is None:
+            return
+        self.live.step = entry["epoch"]
+        for key in ("loss", "lr", "val_miou"):
+            if entry.get(key) is not None:
+                self.live.log_metric(f"train/{key}" if key != "val_miou" else key, entry[key])
+        self.live.next_step()
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.end()
+
+
+@dataclass
+class TrainResult:
+    """Where the checkpoints are and how the run went."""
+
+    last: Path
+    best: Path | None
+    state: TrainState
+    resumed_from_epoch: int | None
+
+    def summary(self) -> dict[str, Any]:
+        history = self.state.history
+        final_val = next((h["val_miou"] for h in reversed(history) if "val_miou" in h), None)
+        return {
+            "epochs": self.state.epoch,
+            "iterations": self.state.iteration,
+            "train_seconds": round(self.state.train_seconds, 2),
+            "final_loss": history[-1]["loss"] if history else None,
+            "final_val_miou": final_val,
+            "best_val_miou": self.state.best_miou if self.state.best_epoch >= 0 else None,
+            "best_epoch": self.state.best_epoch if self.state.best_epoch >= 0 else None,
+        }
+
+
+def _batches(
+    dataset: Dataset, config: TrainConfig, epoch: int, generator_seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    batch = min(config.batch_size, len(dataset))
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=_epoch_order(len(dataset), generator_seed, epoch),
+        num_workers=config.num_workers,
+        drop_last=True,
+        pin_memory=False,
+    )
+    yield from loader
+
+
+def train_model(
+    genotype: Genotype,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    num_classes: int,
+    config: TrainConfig,
+    out_dir: str | Path,
+    device: torch.device | str = "cpu",
+    classes: Sequence[str] = (),
+    palette: Sequence[Sequence[int]] = (),
+    dataset_name: str = "",
+    live_dir: str | Path | None = None,
+    log_name: str = "train",
+) -> TrainResult:
+    """Train ``genotype`` on ``train_set``, resuming from ``out_dir/last.pt`` when present.
+
+    ``val_set`` (images resized to ``config.input_size``, labels at full size) selects
+    ``best.pt``; without it only ``last.pt`` is kept. A finished run is not retrained.
+    """
+    device = torch.device(device)
+    out_dir = Path(out_dir)
+    meta = checkpoint_meta(genotype, config, num_classes, classes, palette, dataset_name)
+    model = build_model(
+        genotype,
+        num_classes=num_classes,
+        agg_width=config.agg_width,
+        sep_conv_units=config.sep_conv_units,
+        stem_weights=config.stem_weights,
+        seed=config.seed,
+    ).to(device)
+    channels_last = config.channels_last or device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _make_optimizer(model, config)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    state = TrainState()
+    resumed_from = None
+    last_path, best_path = out_dir / LAST, out_dir / BEST
+    if last_path.exists():
+        payload = load_checkpoint(last_path)
+        check_checkpoint(last_path, payload, meta)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        if scaler is not None and payload["scaler"] is not None:
+            scaler.load_state_dict(payload["scaler"])
+        state = TrainState(**payload["state"])
+        resumed_from = state.epoch
+    if len(train_set) == 0:
+        raise ConfigError(f"{log_name}: the training split is empty")
+    iters_per_epoch = max(1, len(train_set) // min(config.batch_size, len(train_set)))
+    total_iters = config.epochs * iters_per_epoch
+    live = _Live(Path(live_dir) if live_dir else None, state.history)
+    progress = Progress(log_name, config.epochs, done=state.epoch)
+    if resumed_from is not None and not state.finished:
+        progress.stream.write(f"[{log_name}] resuming from {last_path} at epoch {state.epoch}\n")
+
+    def budget_progress() -> float:
+        if config.time_budget_s is not None:
+            return state.train_seconds / config.time_budget_s
+        return state.iteration / total_iters
+
+    def out_of_budget() -> bool:
+        if config.time_budget_s is not None:
+            return state.train_seconds >= config.time_budget_s
+        return False
+
+    def save(path: Path) -> None:
+        save_checkpoint(path, model, optimizer, scaler, meta, state)
+
+    while not state.finished:
+        model.train()
+        epoch = state.epoch
+        losses = []
+        lr = poly_lr(config.lr, budget_progress(), config.poly_power)
+        for image, label in _batches(train_set, config, epoch, config.seed):
+            start = time.perf_counter()
+            lr = poly_lr(config.lr, budget_progress(), config.poly_power)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            image = _to_input(image, device, channels_last)
+            label = label.to(device, non_blocking=True)
+            with _autocast(device, use_amp):
+                logits = model(image)
+                logits = F.interpolate(
+                    logits, size=label.shape[-2:], mode="bilinear", align_corners=False
+                )
+                loss = F.cross_entropy(logits.float(), label, ignore_index=IGNORE_INDEX)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            losses.append(float(loss.detach()))
+            state.iteration += 1
+            state.train_seconds += time.perf_counter() - start
+            if out_of_budget():
+                break
+        state.epoch = epoch + 1
+        entry: dict[str, Any] = {
+            "epoch": state.epoch,
+            "loss": float(np.mean(losses)) if losses else math.nan,
+            "lr": lr,
+            "train_seconds": round(state.train_seconds, 3),
+        }
+        state.finished = state.epoch >= config.epochs or out_of_budget()
+        validate = val_set is not None and (state.finished or state.epoch % config.val_every == 0)
+        if validate:
+            confusion = score_model(model, val_set, num_classes, device, channels_last, use_amp)
+            entry["val_miou"] = float(confusion.scores()["miou"])
+        state.history.append(entry)
+        live.log(entry)
+        extra = f"loss {entry['loss']:.4f} lr {lr:.2e}"
+        if "val_miou" in entry:
+            extra += f" val mIoU {entry['val_miou']:.4f}"
+        progress.update(extra=extra, force=state.finished)
+        if "val_miou" in entry and entry["val_miou"] > state.best_miou:
+            state.best_miou, state.best_epoch = entry["val_miou"], state.epoch
+            save(best_path)
+        if state.finished or state.epoch % config.checkpoint_every == 0:
+            save(last_path)
+    live.close()
+    result = TrainResult(last_path, best_path if best_path.exists() else None, state, resumed_from)
+    write_json(out_dir / "train.json", {"meta": meta, "summary": result.summary()})
+    return result
+
+
+def _top_entries(top_json: Path) -> list[dict[str, Any]]:
+    from .io import read_json
+
+    data = read_json(top_json)
+    entries = data.get("top", data.get("architectures")) if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise ArtifactError(f"{top_json}: expected a list of architectures (or a 'top' list)")
+    out = []
+    for i, entry in enumerate(entries):
+        text = entry.get("genotype") if isinstance(entry, dict) else entry
+        if not isinstance(text, str):
+            raise ArtifactError(f"{top_json}: entry {i} has no 'genotype' text")
+        out.append({"genotype": text})
+    return out
+
+
+def select_architectures(
+    architectures: Sequence[str | dict[str, str]],
+    top_k: int = 0,
+    top_json: str | Path = "search/top.json",
+    where: str = "train",
+) -> dict[str, Genotype]:
+    """Name -> genotype for the requested architectures.
+
+    ``architectures`` holds published names (``arch0``), genotype texts/JSON (named
+    ``g<hash>``) or ``{name: ..., genotype: ...}`` mappings; ``top_k`` adds the best ``k`` of
+    ``top_json`` as ``top0``, ``top1``, ...
+    """
+    selected: dict[str, Genotype] = {}
+    for i, spec in enumerate(architectures):
+        if isinstance(spec, dict):
+            if set(spec) != {"name", "genotype"}:
+                raise ConfigError(f"{where}.architectures[{i}] must have keys name and genotype")
+            name, genotype = str(spec["name"]), resolve_genotype(str(spec["genotype"]))
+        else:
+            genotype = resolve_genotype(str(spec))
+            name = str(spec) if str(spec).isidentifier() else f"g{genotype.hash}"
+        if name in selected:
+            raise ConfigError(f"{where}.architectures: the name {name!r} appears twice")
+        selected[name] = genotype
+    if top_k:
+        entries = _top_entries(Path(top_json))
+        if len(entries) < top_k:
+            raise ConfigError(
+                f"{where}.top_k is {top_k} but {top_json} lists only {len(entries)} architectures"
+            )
+        for i, entry in enumerate(entries[:top_k]):
+            selected[f"top{i}"] = resolve_genotype(entry["genotype"])
+    if not selected:
+        raise ConfigError(f"{where}: no architectures; set architectures: [arch0] or top_k: 1")
+    return selected

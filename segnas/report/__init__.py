@@ -1,0 +1,5 @@
+"""The results report: the paper's figures from our logs, tables beside the published ones."""
+
+from .build import PAPER_RESULTS, ReportInputs, build_report
+
+__all__ = ["PAPER_RESULTS", "ReportInputs", "build_report"]

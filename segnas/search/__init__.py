@@ -1,0 +1,1 @@
+"""The search: LSTM controller, PPO, architecture evaluation (the reward), rounds and logs."""

@@ -1,0 +1,98 @@
+"""The search's outputs: ``archs.csv`` (reproducible), ``timings.csv`` (wall clock),
+``top.json`` (best distinct architectures) and ``metrics.json`` (DVC metrics)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..io import write_json, write_text
+from .evaluate import STATUS_OK, EvalResult
+
+ARCHS_COLUMNS = ("round", "index", *EvalResult.ROW_FIELDS)
+TIMINGS_COLUMNS = ("round", "index", "hash", *EvalResult.TIMING_FIELDS)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One evaluated architecture at its place in the search."""
+
+    round: int
+    index: int
+    result: EvalResult
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def _csv_text(columns: Sequence[str], rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_format(row[c]) for c in columns])
+    return buffer.getvalue()
+
+
+def ordered(records: list[Record]) -> list[Record]:
+    """Records in (round, index) order."""
+    return sorted(records, key=lambda r: (r.round, r.index))
+
+
+def archs_csv_text(records: list[Record]) -> str:
+    """``archs.csv``: one row per architecture, only bit-for-bit reproducible fields."""
+    rows = [{"round": r.round, "index": r.index, **r.result.to_row()} for r in ordered(records)]
+    return _csv_text(ARCHS_COLUMNS, rows)
+
+
+def timings_csv_text(records: list[Record]) -> str:
+    """``timings.csv``: latency and seconds per phase (wall clock, not reproducible)."""
+    rows = [
+        {"round": r.round, "index": r.index, "hash": r.result.hash, **r.result.to_timing_row()}
+        for r in ordered(records)
+    ]
+    return _csv_text(TIMINGS_COLUMNS, rows)
+
+
+def top_architectures(records: list[Record], k: int) -> list[dict]:
+    """The best ``k`` distinct architectures (by hash) with status ok; ties keep search order."""
+    best: dict[str, Record] = {}
+    for record in ordered(records):
+        if record.result.status != STATUS_OK:
+            continue
+        seen = best.get(record.result.hash)
+        if seen is None or record.result.reward > seen.result.reward:
+            best[record.result.hash] = record
+    ranked = sorted(best.values(), key=lambda r: (-r.result.reward, r.round, r.index))[:k]
+    return [
+        {"rank": rank, "round": r.round, "index": r.index, **r.result.to_row()}
+        for rank, r in enumerate(ranked)
+    ]
+
+
+def search_metrics(records: list[Record]) -> dict:
+    """DVC metrics: best and mean reward, how many evaluated and failed."""
+    rewards = [r.result.reward for r in records]
+    failed = sum(r.result.status not in (STATUS_OK, "stopped_early") for r in records)
+    return {
+        "evaluated": len(records),
+        "failed": failed,
+        "best_reward": max(rewards, default=0.0),
+        "mean_reward": sum(rewards) / len(rewards) if rewards else 0.0,
+    }
+
+
+def write_outputs(root: str | Path, records: list[Record], top_k: int) -> None:
+    """Write ``archs.csv``, ``timings.csv``, ``top.json`` and ``metrics.json`` under ``root``."""
+    root = Path(root)
+    write_text(root / "archs.csv", archs_csv_text(records))
+    write_text(root / "timings.csv", timings_csv_text(records))
+    write_json(root / "top.json", {"top": top_architectures(records, top_k)})
+    write_json(root / "metrics.json", search_metrics(records))

@@ -1,0 +1,131 @@
+"""Stage ``compare``: controller vs random search in two setups -> ``compare/``.
+
+Usage:
+  python stages/compare.py [--params params.yaml] [run]              every step, locally
+  python stages/compare.py sample                                    fan-out steps (Snakemake)
+  python stages/compare.py evaluate --group G --setup S --index I
+  python stages/compare.py assemble
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from segnas.compare import (
+    GROUPS,
+    SETUPS,
+    CompareConfig,
+    CompareLayout,
+    assemble,
+    compare_hash,
+    evaluate_job,
+    long_setup,
+    run_compare,
+    write_samples,
+)
+from segnas.config import load_params, section
+from segnas.device import resolve_device
+from segnas.errors import SegnasError
+from segnas.search.controller import load_controller, read_checkpoint
+from segnas.search.runner import EvaluatorSpec, SearchConfig
+
+PREPARED_ROOT = Path("data/prepared")
+SPLIT_DIR = Path("data/split")
+CACHE_DIR = Path("cache/stem")
+OUT_DIR = Path("compare")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    steps = parser.add_subparsers(dest="step", metavar="STEP")
+    steps.add_parser("run", help="every step with a local worker pool (default)")
+    steps.add_parser("sample", help="draw the 2N architectures")
+    evaluate = steps.add_parser("evaluate", help="one evaluation")
+    evaluate.add_argument("--group", choices=GROUPS, required=True)
+    evaluate.add_argument("--setup", choices=SETUPS, required=True)
+    evaluate.add_argument("--index", type=int, required=True)
+    steps.add_parser("assemble", help="write compare.csv and metrics.json")
+    return parser
+
+
+def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
+    params = load_params(params_path)
+    search = SearchConfig.from_params(
+        section(params, "search", params_path), int(params.get("seed", 0))
+    )
+    config = CompareConfig.from_dict(dict(params.get("compare") or {}))
+    stem_weights = str((params.get("stem") or {}).get("weights", "none"))
+    device = str(resolve_device(str(params.get("device", "cpu"))))
+    base = EvaluatorSpec(search.objective, search.eval, search.target, device=device)
+    if search.objective == "train":
+        from segnas.data import read_split_info
+
+        dataset = read_split_info(SPLIT_DIR)["dataset"]
+        base = EvaluatorSpec(
+            search.objective,
+            search.eval,
+            search.target,
+            prepared_dir=str(PREPARED_ROOT / dataset),
+            split_dir=str(SPLIT_DIR),
+            cache_dir=str(CACHE_DIR),
+            stem_weights=stem_weights,
+            device=device,
+        )
+    specs = {
+        "search": base,
+        "long": replace(base, setup=long_setup(search.eval, config.long_phase2_epochs)),
+    }
+    search_hash = read_checkpoint(config.controller)["params_hash"]
+    return config, search, specs, compare_hash(search_hash, config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    step = args.step or "run"
+    start = time.monotonic()
+    layout = CompareLayout(OUT_DIR)
+    try:
+        config, search, specs, params_hash = _setup(args.params)
+        if step in ("run", "sample"):
+            controller = load_controller(config.controller)
+            if step == "sample":
+                write_samples(layout, controller, config, search.seed, params_hash)
+                print(f"compare: sampled {config.num_archs} + {config.num_archs} architectures")
+                return 0
+            metrics = run_compare(layout, controller, config, specs, search.seed, params_hash)
+        elif step == "evaluate":
+            result = evaluate_job(
+                layout,
+                params_hash,
+                search.seed,
+                args.group,
+                args.setup,
+                args.index,
+                specs[args.setup].build(),
+            )
+            print(
+                f"compare: {args.group} {args.setup} #{args.index} {result.hash} "
+                f"{result.status} reward {result.reward:.4f} ({time.monotonic() - start:.1f} s)"
+            )
+            return 0
+        else:
+            metrics = assemble(layout, config, params_hash)
+    except SegnasError as exc:
+        print(f"compare: error: {exc}", file=sys.stderr)
+        return 2
+    rho = {g: metrics[g]["spearman_rho"] for g in GROUPS}
+    print(
+        f"compare: {4 * config.num_archs} evaluations; Spearman rho search vs long: "
+        + ", ".join(f"{g} {'n/a' if r is None else f'{r:.3f}'}" for g, r in rho.items())
+        + f" ({time.monotonic() - start:.0f} s) -> {OUT_DIR}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Stage ``evaluate``: every trained model -> ``results/<name>/`` (+ ``results/metrics.json``).
+
+Usage: python stages/evaluate.py [--params params.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from segnas.config import load_params, section
+from segnas.data import load_prepared
+from segnas.device import resolve_device
+from segnas.errors import ConfigError, SegnasError
+from segnas.evaluate import evaluate_checkpoint, pick_checkpoint
+from segnas.fulltrain import LAST, load_checkpoint
+from segnas.io import write_json
+
+MODELS = Path("models")
+OUT_ROOT = Path("results")
+KEYS = {
+    "models",
+    "checkpoint",
+    "split",
+    "input_size",
+    "latency_sizes",
+    "latency_repeats",
+    "onnx",
+    "onnx_tolerance",
+    "qualitative",
+    "optimized",
+    "threads",
+}
+
+
+def model_names(spec: object) -> list[str]:
+    """``all`` -> every ``models/<name>/`` holding a checkpoint, else the listed names."""
+    if spec in (None, "all"):
+        names = sorted(p.parent.name for p in MODELS.glob(f"*/{LAST}"))
+        if not names:
+            raise ConfigError(f"evaluate.models: no trained models under {MODELS}/; run train")
+        return names
+    if not isinstance(spec, list) or not all(isinstance(n, str) for n in spec):
+        raise ConfigError(f"evaluate.models must be 'all' or a list of names, got {spec!r}")
+    return spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    try:
+        params = load_params(args.params)
+        spec = section(params, "evaluate", args.params)
+        unknown = sorted(set(spec) - KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{args.params}: evaluate: unknown keys {unknown}; known {sorted(KEYS)}"
+            )
+        device = resolve_device(str(params.get("device", "auto")))
+        if device.type == "cpu":
+            torch.set_num_threads(int(spec.get("threads", 2)))
+        summary = {}
+        for name in model_names(spec.get("models", "all")):
+            checkpoint = pick_checkpoint(MODELS / name, spec.get("checkpoint", "best"))
+            dataset = load_checkpoint(checkpoint)["meta"]["dataset"]
+            prepared = load_prepared(Path("data/prepared") / dataset)
+            split = spec.get("split") or ("test" if "test" in prepared.splits else "val")
+            metrics = evaluate_checkpoint(
+                checkpoint,
+                prepared,
+                split,
+                OUT_ROOT / name,
+                device,
+                input_size=spec.get("input_size"),
+                latency_sizes=spec.get("latency_sizes", [[1024, 2048], [360, 480]]),
+                latency_repeats=int(spec.get("latency_repeats", 5)),
+                onnx=bool(spec.get("onnx", True)),
+                onnx_tolerance=float(spec.get("onnx_tolerance", 1e-3)),
+                qualitative=int(spec.get("qualitative", 3)),
+                optimized=bool(spec.get("optimized", True)),
+                name=name,
+            )
+            keep = ("miou", "mean_acc", "fwiou", "params", "flops", "latency_ms", "device")
+            summary[name] = {key: metrics[key] for key in keep}
+            summary[name]["onnx_max_abs_diff"] = metrics.get("onnx", {}).get("max_abs_diff")
+            latency = ", ".join(f"{k} {v:.1f} ms" for k, v in metrics["latency_ms"].items())
+            onnx = metrics.get("onnx")
+            print(
+                f"evaluate: {name}: {split} mIoU {100 * metrics['miou']:.2f}% on "
+                f"{metrics['num_images']} images; {metrics['params']:,} params; {latency} "
+                f"({metrics['device']})"
+                + (f"; ONNX max |diff| {onnx['max_abs_diff']:.2e}" if onnx else "")
+            )
+        write_json(OUT_ROOT / "metrics.json", summary)
+    except SegnasError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"evaluate: {len(summary)} model(s) in {time.monotonic() - start:.1f} s -> {OUT_ROOT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Stage ``search``: controller + PPO over sampled architectures -> ``search/``.
+
+Usage:
+  python stages/search.py [--params params.yaml] [run] [--workers N]   the whole search, locally
+  python stages/search.py sample --round R                             fan-out steps (Snakemake)
+  python stages/search.py evaluate --round R --index I
+  python stages/search.py update --round R
+  python stages/search.py assemble
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from segnas.config import load_params, section
+from segnas.errors import ConfigError, SegnasError
+from segnas.io import sha256_file
+from segnas.search.runner import (
+    EvaluatorSpec,
+    SearchConfig,
+    SearchLayout,
+    assemble,
+    evaluate_index,
+    params_hash_of,
+    run_search,
+    sample_round,
+    update_round,
+)
+
+PREPARED_ROOT = Path("data/prepared")
+SPLIT_DIR = Path("data/split")
+CACHE_DIR = Path("cache/stem")
+OUT_DIR = Path("search")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    steps = parser.add_subparsers(dest="step", metavar="STEP")
+    run = steps.add_parser("run", help="the whole search with a local worker pool (default)")
+    run.add_argument("--workers", type=int, help="override search.workers")
+    steps.add_parser("sample", help="sample round R").add_argument(
+        "--round", type=int, required=True
+    )
+    evaluate = steps.add_parser("evaluate", help="evaluate architecture I of round R")
+    evaluate.add_argument("--round", type=int, required=True)
+    evaluate.add_argument("--index", type=int, required=True)
+    steps.add_parser("update", help="PPO update with round R").add_argument(
+        "--round", type=int, required=True
+    )
+    steps.add_parser("assemble", help="write archs.csv, top.json, metrics.json, final.pt")
+    return parser
+
+
+def _data_fingerprint() -> dict:
+    """Hashes of the small files that identify the search data (split and stem cache)."""
+    files = [SPLIT_DIR / "meta_train.txt", SPLIT_DIR / "meta_val.txt", CACHE_DIR / "header.json"]
+    for path in files:
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist; run the split and cache_stem stages first")
+    return {str(path): sha256_file(path)[:16] for path in files}
+
+
+def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
+    params = load_params(params_path)
+    config = SearchConfig.from_params(
+        section(params, "search", params_path), int(params.get("seed", 0))
+    )
+    stem_weights = str((params.get("stem") or {}).get("weights", "none"))
+    extra: dict = {}
+    spec = EvaluatorSpec(config.objective, config.eval, config.target)
+    if config.objective == "train":
+        from segnas.data import read_split_info
+
+        dataset = read_split_info(SPLIT_DIR)["dataset"]
+        extra = {"data": _data_fingerprint(), "stem_weights": stem_weights}
+        spec = EvaluatorSpec(
+            config.objective,
+            config.eval,
+            config.target,
+            prepared_dir=str(PREPARED_ROOT / dataset),
+            split_dir=str(SPLIT_DIR),
+            cache_dir=str(CACHE_DIR),
+            stem_weights=stem_weights,
+            device=str(params.get("device", "cpu")),
+        )
+    return config, spec, params_hash_of(config, extra)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    step = args.step or "run"
+    start = time.monotonic()
+    layout = SearchLayout(OUT_DIR)
+    try:
+        config, spec, params_hash = _setup(args.params)
+        if spec.device != "cpu":
+            from segnas.device import resolve_device
+
+            spec = EvaluatorSpec(**{**spec.__dict__, "device": str(resolve_device(spec.device))})
+        if step == "run":
+            if getattr(args, "workers", None) is not None:
+                config = SearchConfig(**{**config.__dict__, "workers": args.workers})
+                config.check()
+            records = run_search(layout, config, params_hash, spec)
+            best = max(records, key=lambda r: r.result.reward)
+            print(
+                f"search: {len(records)} architectures in {config.rounds} rounds "
+                f"({config.workers} workers, {time.monotonic() - start:.0f} s); best reward "
+                f"{best.result.reward:.4f} ({best.result.hash}) -> {OUT_DIR}"
+            )
+        elif step == "sample":
+            samples = sample_round(layout, config, params_hash, args.round)
+            print(f"search: sampled round {args.round} ({len(samples)} architectures)")
+        elif step == "evaluate":
+            result = evaluate_index(
+                layout, config, params_hash, args.round, args.index, spec.build()
+            )
+            print(
+                f"search: round {args.round} index {args.index} {result.hash} "
+                f"{result.status} reward {result.reward:.4f} "
+                f"({time.monotonic() - start:.1f} s)"
+            )
+        elif step == "update":
+            stats = update_round(layout, config, params_hash, args.round)
+            print(f"search: updated the controller with round {args.round} {stats}")
+        else:
+            records = assemble(layout, config, params_hash)
+            print(f"search: assembled {len(records)} architectures -> {OUT_DIR}")
+    except SegnasError as exc:
+        print(f"search: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

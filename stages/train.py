@@ -1,0 +1,88 @@
+"""Stage ``train``: full training of the architectures in params ``train`` -> ``models/<name>/``.
+
+Usage: python stages/train.py [--params params.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from segnas.config import load_params, section
+from segnas.data import load_prepared
+from segnas.device import resolve_device
+from segnas.errors import ConfigError, SegnasError
+from segnas.fulltrain import TrainConfig, build_datasets, select_architectures, train_model
+
+OUT_ROOT = Path("models")
+STAGE_KEYS = {"dataset", "architectures", "top_k", "train_splits", "val_split", "threads"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    try:
+        params = load_params(args.params)
+        spec = dict(section(params, "train", args.params))
+        stage = {key: spec.pop(key) for key in STAGE_KEYS if key in spec}
+        stem = section(params, "stem", args.params)
+        spec.setdefault("stem_weights", stem.get("weights", "none"))
+        spec.setdefault("seed", int(params.get("seed", 0)))
+        device = resolve_device(str(params.get("device", "auto")))
+        if device.type == "cpu":
+            torch.set_num_threads(int(stage.get("threads", 2)))
+            torch.use_deterministic_algorithms(True)
+        if "dataset" not in stage:
+            raise ConfigError(f"{args.params}: train.dataset is required (a prepared dataset)")
+        prepared = load_prepared(Path("data/prepared") / str(stage["dataset"]))
+        sizes = prepared.index[["height", "width"]].drop_duplicates()
+        if spec.get("input_size") is None and len(sizes) == 1:
+            # one image size: record it, so predict resizes raw images to what was trained
+            spec["input_size"] = [int(v) for v in sizes.iloc[0]]
+        config = TrainConfig.from_dict(spec, "train")
+        val_split = stage.get("val_split", "val")
+        if val_split and val_split not in prepared.splits:
+            val_split = None
+        train_set, val_set = build_datasets(
+            prepared, config, stage.get("train_splits", ["train"]), val_split
+        )
+        archs = select_architectures(
+            stage.get("architectures", ["arch0"]), int(stage.get("top_k", 0))
+        )
+        for name, genotype in archs.items():
+            out_dir = OUT_ROOT / name
+            result = train_model(
+                genotype,
+                train_set,
+                val_set,
+                prepared.num_classes,
+                config,
+                out_dir,
+                device,
+                classes=prepared.classes,
+                palette=prepared.palette,
+                dataset_name=str(stage["dataset"]),
+                live_dir=out_dir / "dvclive",
+                log_name=f"train {name}",
+            )
+            summary = result.summary()
+            print(
+                f"train: {name}: {summary['epochs']} epochs, {summary['train_seconds']:.0f} s "
+                f"training, final loss {summary['final_loss']:.4f}, "
+                f"val mIoU {summary['final_val_miou']} -> {out_dir}"
+            )
+    except SegnasError as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"train: {len(archs)} model(s) in {time.monotonic() - start:.1f} s on {device}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Controller vs random: sampling, the 4N evaluations, Spearman's rho, resumable files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from segnas.compare import (
+    GROUPS,
+    CompareConfig,
+    CompareLayout,
+    assemble,
+    compare_hash,
+    draw_architectures,
+    evaluate_job,
+    long_setup,
+    run_compare,
+    spearman,
+    write_samples,
+)
+from segnas.errors import ArtifactError, ConfigError
+from segnas.published import resolve_genotype
+from segnas.search.controller import Controller, genotype_to_choices
+from segnas.search.evaluate import EvalResult, EvalSetup
+from segnas.search.runner import EvaluatorSpec
+from segnas.space import DEFAULT_SPACE
+
+TARGET = resolve_genotype("arch0")
+
+
+def similarity(genotype) -> float:
+    mine, theirs = (
+        genotype_to_choices(genotype, DEFAULT_SPACE),
+        genotype_to_choices(TARGET, DEFAULT_SPACE),
+    )
+    return sum(a == b for a, b in zip(mine, theirs, strict=True)) / len(mine)
+
+
+def fake_evaluator(setup: str):
+    """Search setup: similarity to arch0; longer setup: the same plus a hash-driven offset."""
+
+    def evaluate(genotype, seed):
+        bonus = 0.0 if setup == "search" else int(genotype.hash[:2], 16) / 2550
+        return EvalResult(genotype.to_text(), genotype.hash, reward=similarity(genotype) + bonus)
+
+    return evaluate
+
+
+def test_spearman_matches_hand_computed_values():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # d = (0, 0, 1, -1) -> 1 - 6 * 2 / (4 * 15) = 0.8
+    assert spearman([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(0.8)
+    # ties get average ranks: x ranks (1.5, 1.5, 3), y ranks (1, 2, 3)
+    assert spearman([5, 5, 7], [1, 2, 3]) == pytest.approx(0.8660254, rel=1e-6)
+    assert spearman([1, 1, 1], [1, 2, 3]) != spearman([1, 1, 1], [1, 2, 3])  # NaN
+
+
+def test_config_and_long_setup():
+    with pytest.raises(ConfigError, match="compare.num_archs"):
+        CompareConfig.from_dict({"num_archs": 1})
+    with pytest.raises(ConfigError, match="unknown keys"):
+        CompareConfig.from_dict({"n": 3})
+    setup = EvalSetup(phase2_epochs=5)
+    longer = long_setup(setup, 20)
+    assert longer.phase2_epochs == 20 and longer.phase1_epochs == setup.phase1_epochs
+    assert compare_hash("abc", CompareConfig(workers=4)) == compare_hash("abc", CompareConfig())
+
+
+def test_draws_are_seeded_and_valid():
+    controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
+    first = draw_architectures(controller, 4, seed=3)
+    again = draw_architectures(controller, 4, seed=3)
+    other = draw_architectures(controller, 4, seed=4)
+    assert first == again and first != other
+    for group in GROUPS:
+        assert len(first[group]) == 4
+        for genotype in first[group]:
+            DEFAULT_SPACE.validate(genotype)
+
+
+def test_steps_write_csv_and_rho_and_resume(tmp_path):
+    layout = CompareLayout(tmp_path / "compare")
+    config = CompareConfig(num_archs=5)
+    controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
+    write_samples(layout, controller, config, 0, "h1")
+    for group, setup, index in layout.jobs(config.num_archs):
+        evaluate_job(layout, "h1", 0, group, setup, index, fake_evaluator(setup))
+    assert len(list((tmp_path / "compare/evals").glob("*.json"))) == 20
+    metrics = assemble(layout, config, "h1")
+    rows = list(csv.DictReader(io.StringIO(layout.csv.read_text())))
+    assert [r["group"] for r in rows] == ["controller"] * 5 + ["random"] * 5
+    for group in GROUPS:
+        mine = [r for r in rows if r["group"] == group]
+        short = [float(r["reward_search"]) for r in mine]
+        long = [float(r["reward_long"]) for r in mine]
+        assert short == [similarity(resolve_genotype(r["genotype"])) for r in mine]
+        assert metrics[group]["spearman_rho"] == pytest.approx(spearman(short, long))
+        assert metrics[group]["reward_long"]["mean"] == pytest.approx(sum(long) / 5)
+    assert json.loads(layout.metrics.read_text()) == json.loads(json.dumps(metrics))
+
+    # a finished evaluation is reused, never recomputed
+    def fail(genotype, seed):
+        raise AssertionError("recomputed")
+
+    evaluate_job(layout, "h1", 0, "random", "long", 2, fail)
+    with pytest.raises(ArtifactError, match="params hash"):
+        evaluate_job(layout, "other", 0, "random", "long", 2, fail)
+
+
+def test_local_run_matches_the_fan_out_steps(tmp_path):
+    controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
+    config = CompareConfig(num_archs=3)
+    spec = EvaluatorSpec("target", EvalSetup(), "arch0")
+    local = CompareLayout(tmp_path / "local")
+    metrics = run_compare(local, controller, config, {"search": spec, "long": spec}, 0, "h")
+    steps = CompareLayout(tmp_path / "steps")
+    write_samples(steps, controller, config, 0, "h")
+    for job in steps.jobs(config.num_archs):
+        evaluate_job(steps, "h", 0, *job, spec.build())
+    assert assemble(steps, config, "h") == metrics
+    assert steps.csv.read_text() == local.csv.read_text()

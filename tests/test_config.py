@@ -1,0 +1,220 @@
+"""Params schema validation (key paths in messages) and named-configuration switching."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segnas.cli import main
+from segnas.config import (
+    REPO_ROOT,
+    available_configs,
+    changed_keys,
+    config_path,
+    flatten,
+    load_params,
+    load_schema,
+    schema_errors,
+    section,
+    use_config,
+    validate_params,
+)
+from segnas.errors import ConfigError
+
+CONFIGS = REPO_ROOT / "configs"
+NESTED_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["seed", "train"],
+    "properties": {
+        "seed": {"type": "integer", "minimum": 0},
+        "train": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["epochs", "lr"],
+            "properties": {
+                "epochs": {"type": "integer", "minimum": 1},
+                "lr": {"type": "number", "exclusiveMinimum": 0},
+                "crops": {"type": "array", "items": {"type": "integer", "minimum": 8}},
+            },
+        },
+    },
+}
+
+
+def _write(path: Path, params: dict) -> Path:
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _repo_params() -> dict:
+    return load_params(REPO_ROOT / "params.yaml", require_all=True)
+
+
+def test_nested_errors_name_the_key_path():
+    bad = {"seed": 0, "train": {"epoch": 3, "lr": "fast", "crops": [321, 2]}}
+    problems = schema_errors(bad, NESTED_SCHEMA)
+    assert "train.epoch: unknown key (did you mean 'epochs'?)" in problems
+    assert "train.epochs: required key is missing" in problems
+    assert any(p.startswith("train.lr: 'fast' is not of type 'number'") for p in problems)
+    assert any(p.startswith("train.crops[1]: 2 is less than the minimum of 8") for p in problems)
+
+
+def test_valid_nested_params_have_no_errors():
+    good = {"seed": 1, "train": {"epochs": 3, "lr": 0.05, "crops": [321]}}
+    assert schema_errors(good, NESTED_SCHEMA) == []
+
+
+def test_repo_params_and_named_configs_are_valid():
+    validate_params(_repo_params(), "params.yaml")
+    for name in ("quickstart", "camvid-cpu", "paper"):
+        load_params(config_path(name, CONFIGS), require_all=True)
+
+
+def test_default_params_is_the_quickstart():
+    assert _repo_params() == load_params(CONFIGS / "quickstart.yaml")
+    assert (REPO_ROOT / "params.yaml").read_bytes() == (CONFIGS / "quickstart.yaml").read_bytes()
+
+
+def test_named_configs_set_every_knob_outside_the_datasets():
+    """Every configuration spells out every key (datasets differ by source, so not those)."""
+    quick = {k for k in flatten(_repo_params()) if not k.startswith("datasets.")}
+    for name in available_configs(CONFIGS):
+        keys = {
+            k
+            for k in flatten(load_params(CONFIGS / f"{name}.yaml"))
+            if not k.startswith("datasets.")
+        }
+        assert keys == quick, f"{name}: {sorted(keys ^ quick)}"
+
+
+def test_paper_config_carries_the_papers_values():
+    paper = load_params(CONFIGS / "paper.yaml")
+    search = paper["search"]
+    assert paper["split"] == {"dataset": "cityscapes", "val_fraction": 0.1}
+    assert search["rounds"] * search["archs_per_round"] >= 2000
+    assert search["eval"]["crop_size"] == [321, 321] and search["eval"]["batch_size"] == 32
+    assert search["eval"]["phase1_epochs"] + search["eval"]["phase2_epochs"] == 10
+    assert paper["train"]["epochs"] == 1000 and paper["train"]["optimizer"] == "sgd"
+    assert paper["train"]["lr"] == 0.05 and paper["train"]["poly_power"] == 0.9
+    assert (paper["train"]["dataset"], paper["train"]["batch_size"]) == ("camvid", 10)
+    cityscapes = load_params(CONFIGS / "paper-cityscapes.yaml")["train"]
+    assert (cityscapes["crop_size"], cityscapes["batch_size"]) == ([769, 769], 6)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda p: p.update(sedd=1), "sedd: unknown key (did you mean 'seed'?)"),
+        (lambda p: p.update(seed="zero"), "seed: 'zero' is not of type 'integer'"),
+        (lambda p: p.update(seed=-3), "seed: -3 is less than the minimum of 0"),
+        (lambda p: p.update(device="gpu"), "device: 'gpu' does not match"),
+    ],
+)
+def test_load_params_reports_bad_values_with_file_and_key(tmp_path, edit, expected):
+    params = _repo_params()
+    edit(params)
+    path = _write(tmp_path / "params.yaml", params)
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def _mappings(node: dict, prefix: str = ""):
+    """Dotted paths of every fixed-key mapping (dataset names are free, their specs are not)."""
+    for key, value in node.items():
+        if isinstance(value, dict):
+            path = f"{prefix}{key}"
+            if path != "datasets":
+                yield path
+            yield from _mappings(value, f"{path}.")
+
+
+def test_every_mapping_rejects_a_misspelt_key():
+    params = _repo_params()
+    schema = load_schema()
+    paths = list(_mappings(params))
+    assert {"train", "search.eval", "search.ppo", "datasets.synthetic"} <= set(paths)
+    for path in paths:
+        bad = copy.deepcopy(params)
+        node = bad
+        for key in path.split("."):
+            node = node[key]
+        node["no_such_knob"] = 1
+        problems = schema_errors(bad, schema)
+        assert any(p.startswith(f"{path}.no_such_knob: unknown key") for p in problems), path
+
+
+def test_partial_params_are_allowed_for_a_single_stage_but_not_for_validate(tmp_path):
+    path = _write(tmp_path / "params.yaml", {"seed": 0, "device": "cpu"})
+    assert load_params(path) == {"seed": 0, "device": "cpu"}
+    with pytest.raises(ConfigError, match="required key is missing"):
+        load_params(path, require_all=True)
+
+
+def test_malformed_yaml_and_non_mapping(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("seed: [1, 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(broken)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_params(listing)
+
+
+def test_section_names_the_missing_key():
+    with pytest.raises(ConfigError, match="section 'train' is missing"):
+        section({"seed": 0}, "train")
+
+
+def test_unknown_config_name_lists_the_known_ones(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        config_path("papr", CONFIGS)
+    message = str(info.value)
+    assert "unknown configuration 'papr'" in message
+    assert "did you mean 'paper'" in message
+    for name in ("quickstart", "camvid-cpu", "paper"):
+        assert name in message
+
+
+def test_use_config_switches_params_and_reports_changes(tmp_path):
+    params = tmp_path / "params.yaml"
+    assert set(available_configs(CONFIGS)) >= {"quickstart", "camvid-cpu", "paper"}
+    use_config("quickstart", params, CONFIGS)
+    assert params.read_bytes() == (CONFIGS / "quickstart.yaml").read_bytes()
+    changed = use_config("paper", params, CONFIGS)
+    assert params.read_bytes() == (CONFIGS / "paper.yaml").read_bytes()
+    quick, paper = load_params(CONFIGS / "quickstart.yaml"), load_params(CONFIGS / "paper.yaml")
+    assert changed == changed_keys(quick, paper) and changed
+    assert use_config("paper", params, CONFIGS) == []
+
+
+def test_use_config_refuses_an_invalid_configuration(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    _write(configs / "broken.yaml", {"seed": -1, "device": "cpu"})
+    params = _write(tmp_path / "params.yaml", {"seed": 0, "device": "cpu"})
+    before = params.read_bytes()
+    with pytest.raises(ConfigError, match="seed: -1 is less than the minimum of 0"):
+        use_config("broken", params, configs)
+    assert params.read_bytes() == before
+
+
+def test_cli_use_and_validate(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    argv = ["config", "--params", str(params), "--configs-dir", str(CONFIGS)]
+    assert main([*argv, "use", "camvid-cpu"]) == 0
+    assert "now holds configuration 'camvid-cpu'" in capsys.readouterr().out
+    assert main([*argv, "validate"]) == 0
+    assert main([*argv, "validate", "@paper", "@quickstart"]) == 0
+    assert main([*argv, "use", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown configuration 'nope'" in err and "camvid-cpu" in err
+    params.write_text("seed: 0\ndevice: cpu\ntypo_section: {}\n", encoding="utf-8")
+    assert main([*argv, "validate"]) == 2
+    assert "typo_section: unknown key" in capsys.readouterr().err

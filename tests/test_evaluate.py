@@ -1,0 +1,101 @@
+"""Evaluation: label-size scores, per-class table, model facts, qualitative strips."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segnas.data import SegmentationDataset, load_prepared, prepare_dataset
+from segnas.evaluate import evaluate_checkpoint, model_facts, pick_checkpoint
+from segnas.facts import count_params
+from segnas.fulltrain import ResizeInput, TrainConfig, build_datasets, score_model, train_model
+from segnas.model import build_model
+from segnas.published import resolve_genotype
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    torch.set_num_threads(1)
+    base = tmp_path_factory.mktemp("evaluate")
+    spec = {"source": "synthetic", "num_images": {"train": 4, "val": 2, "test": 3}}
+    prepare_dataset("synthetic", dict(spec, image_size=[48, 64]), base / "data", progress=False)
+    prepared = load_prepared(base / "data")
+    config = TrainConfig(
+        epochs=1, batch_size=4, crop_size=(32, 32), input_size=(24, 32), agg_width=16
+    )
+    train_set, val_set = build_datasets(prepared, config)
+    train_model(
+        resolve_genotype("arch0"),
+        train_set,
+        val_set,
+        prepared.num_classes,
+        config,
+        base / "model",
+        classes=prepared.classes,
+        palette=prepared.palette,
+        dataset_name="synthetic",
+    )
+    return base / "data", base / "model"
+
+
+def test_scores_are_computed_at_label_size(trained):
+    data_root, model_dir = trained
+    prepared = load_prepared(data_root)
+    model = build_model(resolve_genotype("arch0"), 11, agg_width=16, seed=0)
+    dataset = SegmentationDataset(prepared, prepared.ids("test"), ResizeInput((24, 32)))
+    image, label = dataset[0]
+    assert image.shape[-2:] == (24, 32) and label.shape == (48, 64)
+    confusion = score_model(model, dataset, 11, CPU)
+    labelled = sum(int((dataset[i][1] != 255).sum()) for i in range(len(dataset)))
+    assert int(confusion.matrix.sum()) == labelled
+
+
+def test_evaluate_checkpoint_writes_the_tables(trained, tmp_path):
+    data_root, model_dir = trained
+    prepared = load_prepared(data_root)
+    checkpoint = pick_checkpoint(model_dir, "best")
+    assert checkpoint.name == "best.pt"
+    metrics = evaluate_checkpoint(
+        checkpoint,
+        prepared,
+        "test",
+        tmp_path,
+        CPU,
+        latency_sizes=[[32, 64], [24, 32]],
+        latency_repeats=1,
+        qualitative=2,
+        name="arch0",
+    )
+    assert metrics["num_images"] == 3 and metrics["input_size"] == [24, 32]
+    ious = [v for v in metrics["per_class_iou"].values() if v is not None]
+    assert metrics["miou"] == pytest.approx(sum(ious) / len(ious))
+    rows = (tmp_path / "per_class_iou.csv").read_text().splitlines()
+    assert rows[0] == "class,iou" and len(rows) == 12 and rows[1].startswith("sky,")
+    stored = json.loads((tmp_path / "metrics.json").read_text())
+    assert stored["miou"] == metrics["miou"] and set(stored["latency_ms"]) == {"64x32", "32x24"}
+    reference = build_model(resolve_genotype("arch0"), 11, agg_width=16)
+    assert stored["params"] == count_params(reference)
+    assert stored["flops"]["64x32"] > stored["flops"]["32x24"] > 0
+    assert "threads" in stored["device"] and stored["checkpoint_bytes"] > stored["weights_bytes"]
+    assert stored["onnx"]["ok"] and stored["onnx"]["max_abs_diff"] < 1e-3
+    strips = sorted((tmp_path / "qualitative").glob("*.png"))
+    assert len(strips) == 2
+    width, height = Image.open(strips[0]).size
+    assert (width, height) == (3 * 64 + 8, 48)
+
+
+def test_model_facts_counts_the_plain_model_and_times_another():
+    model = build_model(resolve_genotype("arch1"), 11, agg_width=16)
+    facts = model_facts(model, CPU, [[16, 16]], warmup=0, repeats=1, timed=model.eval())
+    assert facts["params"] == count_params(model)
+    assert facts["decoder_params"] < facts["params"]
+    assert not math.isnan(facts["latency_ms"]["16x16"])
+    assert np.isfinite(facts["flops"]["16x16"])

@@ -1,0 +1,204 @@
+"""Final training: schedule, config checks, checkpoints, kill -9 resume, time budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from segnas.data import load_prepared, prepare_dataset
+from segnas.errors import ArtifactError, ConfigError
+from segnas.fulltrain import (
+    TrainConfig,
+    build_datasets,
+    load_checkpoint,
+    load_trained,
+    poly_lr,
+    select_architectures,
+    train_model,
+)
+from segnas.published import resolve_genotype
+
+TINY = {"train": 8, "val": 2, "test": 2}
+CONFIG = dict(
+    epochs=3,
+    batch_size=4,
+    crop_size=(32, 32),
+    scale_range=(0.75, 1.25),
+    checkpoint_every=1,
+    agg_width=16,
+    sep_conv_units=1,
+)
+
+
+@pytest.fixture(scope="module")
+def prepared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "synthetic"
+    spec = {"source": "synthetic", "num_images": TINY, "image_size": [48, 64]}
+    prepare_dataset("synthetic", spec, root, progress=False)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(prepared_root: Path, out_dir: Path, **overrides) -> object:
+    prepared = load_prepared(prepared_root)
+    config = TrainConfig(**{**CONFIG, **overrides})
+    train_set, val_set = build_datasets(prepared, config)
+    return train_model(
+        resolve_genotype("arch0"),
+        train_set,
+        val_set,
+        prepared.num_classes,
+        config,
+        out_dir,
+        classes=prepared.classes,
+        palette=prepared.palette,
+        dataset_name="synthetic",
+        live_dir=out_dir / "dvclive",
+    )
+
+
+def test_poly_lr_follows_the_paper_schedule():
+    assert poly_lr(0.05, 0.0) == pytest.approx(0.05)
+    assert poly_lr(0.05, 0.5) == pytest.approx(0.05 * 0.5**0.9)
+    assert poly_lr(0.05, 1.0) == 0.0
+    assert poly_lr(0.05, 2.0) == 0.0
+
+
+def test_config_rejects_bad_values_naming_the_key():
+    with pytest.raises(ConfigError, match="train: unknown keys \\['lrr'\\]"):
+        TrainConfig.from_dict({"lrr": 0.1})
+    with pytest.raises(ConfigError, match="train.optimizer"):
+        TrainConfig.from_dict({"optimizer": "rmsprop"})
+    with pytest.raises(ConfigError, match="train.time_budget_s"):
+        TrainConfig.from_dict({"time_budget_s": 0})
+    config = TrainConfig.from_dict({"crop_size": 160, "scale_range": [0.5, 1]})
+    assert config.crop_size == (160, 160) and config.scale_range == (0.5, 1.0)
+
+
+def test_params_hash_ignores_bookkeeping_only():
+    base = TrainConfig()
+    assert TrainConfig(checkpoint_every=7, num_workers=2).hash == base.hash
+    assert TrainConfig(lr=0.01).hash != base.hash
+
+
+def test_training_writes_checkpoints_metrics_and_poly_lr(prepared_root, tmp_path):
+    result = run(prepared_root, tmp_path / "m")
+    state = result.state
+    assert state.finished and state.epoch == 3 and state.iteration == 6
+    assert [h["epoch"] for h in state.history] == [1, 2, 3]
+    # the lr logged for an epoch is the one of its last iteration (progress (2e + 1) / 6)
+    for entry in state.history:
+        progress = (2 * entry["epoch"] - 1) / 6
+        assert entry["lr"] == pytest.approx(poly_lr(0.05, progress))
+    assert all(0 <= h["val_miou"] <= 1 for h in state.history)
+    assert result.best is not None and result.best.exists()
+    best_epoch = max(state.history, key=lambda h: h["val_miou"])["epoch"]
+    assert load_checkpoint(result.best)["state"]["epoch"] == best_epoch
+    lines = (tmp_path / "m/dvclive/plots/metrics/val_miou.tsv").read_text().splitlines()
+    assert lines[0] == "step\tval_miou" and len(lines) == 4
+    assert (tmp_path / "m/dvclive/plots/metrics/train/lr.tsv").exists()
+    summary = json.loads((tmp_path / "m/train.json").read_text())["summary"]
+    assert summary["epochs"] == 3 and summary["final_val_miou"] == state.history[-1]["val_miou"]
+    model, meta = load_trained(result.last)
+    assert meta["genotype_hash"] == resolve_genotype("arch0").hash
+    assert meta["classes"][0] == "sky" and len(meta["palette"]) == 11
+    assert not model.training
+
+
+def test_finished_run_is_not_retrained_and_mismatch_is_refused(prepared_root, tmp_path):
+    first = run(prepared_root, tmp_path / "m", epochs=1)
+    before = (tmp_path / "m/last.pt").stat().st_mtime_ns
+    again = run(prepared_root, tmp_path / "m", epochs=1)
+    assert again.resumed_from_epoch == 1 and again.state.history == first.state.history
+    assert (tmp_path / "m/last.pt").stat().st_mtime_ns == before
+    with pytest.raises(ArtifactError, match="params_hash.*delete"):
+        run(prepared_root, tmp_path / "m", epochs=1, lr=0.01)
+
+
+def test_time_budget_stops_training_and_decays_lr_over_the_budget(prepared_root, tmp_path):
+    result = run(prepared_root, tmp_path / "m", epochs=1000, time_budget_s=0.5)
+    state = result.state
+    assert state.finished and state.epoch < 1000
+    assert state.train_seconds >= 0.5
+    # the first iteration runs at the base lr; the last one's lr has decayed with the budget
+    assert state.iteration >= 2 and state.history[-1]["lr"] < 0.05
+
+
+def test_adam_optimizer_trains(prepared_root, tmp_path):
+    result = run(prepared_root, tmp_path / "m", epochs=1, optimizer="adam", lr=1e-3)
+    optimizer_state = load_checkpoint(result.last)["optimizer"]
+    assert "exp_avg" in next(iter(optimizer_state["state"].values()))
+
+
+KILLED_RUN = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_fulltrain import run
+from pathlib import Path
+torch.set_num_threads(1)
+run(Path({root!r}), Path({out!r}), epochs={epochs})
+"""
+
+
+def test_killed_run_resumes_to_the_same_final_metrics(prepared_root, tmp_path):
+    epochs = 12
+    reference = run(prepared_root, tmp_path / "ref", epochs=epochs)
+    killed_dir = tmp_path / "killed"
+    script = KILLED_RUN.format(
+        tests=str(Path(__file__).parent),
+        root=str(prepared_root),
+        out=str(killed_dir),
+        epochs=epochs,
+    )
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)])
+    try:
+        deadline = time.monotonic() + 120
+        while not (killed_dir / "last.pt").exists():
+            assert proc.poll() is None, "the training subprocess ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = load_checkpoint(killed_dir / "last.pt")["state"]["epoch"]
+    assert killed_at < epochs, "the run finished before it was killed; nothing was resumed"
+    resumed = run(prepared_root, killed_dir, epochs=epochs)
+    assert resumed.resumed_from_epoch == killed_at
+    strip = [{k: v for k, v in h.items() if k != "train_seconds"} for h in reference.state.history]
+    again = [{k: v for k, v in h.items() if k != "train_seconds"} for h in resumed.state.history]
+    assert again == strip
+    ref_weights = load_checkpoint(reference.last)["model"]
+    new_weights = load_checkpoint(resumed.last)["model"]
+    assert all(torch.equal(ref_weights[k], new_weights[k]) for k in ref_weights)
+    ref_tsv = (tmp_path / "ref/dvclive/plots/metrics/val_miou.tsv").read_text()
+    assert (killed_dir / "dvclive/plots/metrics/val_miou.tsv").read_text() == ref_tsv
+
+
+def test_select_architectures(tmp_path):
+    top = tmp_path / "top.json"
+    text = resolve_genotype("arch1").to_text()
+    top.write_text(json.dumps([{"genotype": text, "reward": 0.5}]))
+    selected = select_architectures(["arch0", text], top_k=1, top_json=top)
+    assert list(selected) == ["arch0", f"g{resolve_genotype('arch1').hash}", "top0"]
+    assert selected["top0"] == resolve_genotype("arch1")
+    with pytest.raises(ConfigError, match="top_k is 2"):
+        select_architectures([], top_k=2, top_json=top)
+    with pytest.raises(ConfigError, match="appears twice"):
+        select_architectures(["arch0", "arch0"])

@@ -1,0 +1,382 @@
+"""Both engines describe the same DAG, rerun exactly what a change affects, and reproduce.
+
+The fast tests read ``dvc.yaml`` and Snakemake's own view of the workflow
+(``--detailed-summary``, ``--lint``). The slow ones run the quickstart from scratch with each
+engine in a temporary copy of the repository and then change one thing at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segnas.commands.repro import (
+    STAGES,
+    copy_sources,
+    dvc_stages,
+    expand_deps,
+    stage_code_deps,
+    stage_hashes,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# The params sections each stage reads (docs/architecture.md).
+STAGE_PARAMS = {
+    "prepare": {"seed", "datasets"},
+    "split": {"seed", "split"},
+    "cache_stem": {"seed", "stem", "cache_stem"},
+    "search": {"seed", "device", "stem", "search"},
+    "compare": {"seed", "device", "stem", "search", "compare"},
+    "train": {"seed", "device", "stem", "train"},
+    "evaluate": {"device", "evaluate"},
+    "report": {"report"},
+}
+TRAIN_KEY = "train.lr"
+SEARCH_SEED_KEY = "search.seed"
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONHASHSEED="0")
+
+
+def _run(args: list[str], cwd: Path, check: bool = True) -> str:
+    done = subprocess.run(
+        args, cwd=cwd, env=_env(), capture_output=True, text=True, check=False, timeout=1800
+    )
+    output = done.stdout + done.stderr
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{output[-4000:]}")
+    return output
+
+
+def make_workspace(path: Path) -> Path:
+    """A fresh copy of the pipeline's sources (no outputs), committed to its own git repository
+    (like a clone: DVCLive needs a commit)."""
+    path.mkdir(parents=True, exist_ok=True)
+    copy_sources(REPO, path)
+    _run(["git", "init", "-q"], path)
+    _run(["git", "add", "-A"], path)
+    _run(
+        [
+            "git",
+            "-c",
+            "user.name=segnas",
+            "-c",
+            "user.email=ci@segnas.invalid",
+            "commit",
+            "-qm",
+            "sources",
+        ],
+        path,
+    )
+    return path
+
+
+def stage_of_rule(rule: str) -> str | None:
+    """The pipeline stage a Snakemake rule belongs to (the search fans out into several)."""
+    for stage in STAGES:
+        if rule == stage or rule.startswith(f"{stage}_"):
+            return stage
+    return None
+
+
+def dvc_repro(workspace: Path) -> list[str]:
+    """Run ``dvc repro``; the stages it executed, in order."""
+    return re.findall(r"Running stage '(\w+)'", _run(["dvc", "repro"], workspace))
+
+
+def snakemake_run(workspace: Path, dry_run: bool = False) -> list[str]:
+    """Run Snakemake with the local profile (or only plan, ``dry_run``); the stages whose rules
+    executed (or would), in order."""
+    args = ["snakemake", "--profile", "workflow/profiles/local"] + (
+        ["--dry-run"] if dry_run else []
+    )
+    output = _run(args, workspace)
+    rules = re.findall(r"^\s*(?:local)?rule (\w+):", output, flags=re.MULTILINE)
+    stages = [stage_of_rule(rule) for rule in rules]
+    return list(dict.fromkeys(s for s in stages if s))
+
+
+def snakemake_plan(workspace: Path) -> list[str]:
+    """The stages Snakemake would run now (its dry run is the exact plan a run executes)."""
+    return snakemake_run(workspace, dry_run=True)
+
+
+def set_param(workspace: Path, dotted: str, value) -> None:
+    path = workspace / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    node = params
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    assert last in node, f"{dotted} is not in params.yaml"
+    node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def get_param(workspace: Path, dotted: str):
+    node = yaml.safe_load((workspace / "params.yaml").read_text(encoding="utf-8"))
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
+def _is_code(dep: str) -> bool:
+    return dep.startswith(("segnas", "stages/")) and (dep.endswith(".py") or "." not in dep)
+
+
+def _code_and_data_deps(stage: str) -> tuple[set[str], set[str]]:
+    deps = [str(d) for d in dvc_stages(REPO)[stage]["deps"]]
+    code = [d for d in deps if _is_code(d)]
+    data = {d for d in deps if d not in code}
+    return expand_deps(code, REPO), data
+
+
+def _outs(spec: dict) -> set[str]:
+    found = set()
+    for kind in ("outs", "metrics", "plots"):
+        for entry in spec.get(kind) or []:
+            found.add(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+    return found
+
+
+# ---------------------------------------------------------------- static: the two DAGs
+
+
+def test_dvc_has_the_eight_stages_in_order_with_their_commands():
+    stages = dvc_stages(REPO)
+    assert list(stages) == list(STAGES)
+    for name, spec in stages.items():
+        assert spec["cmd"] == f"python stages/{name}.py --params params.yaml"
+
+
+def test_dvc_params_are_the_sections_each_stage_reads():
+    for name, spec in dvc_stages(REPO).items():
+        assert {str(p).split(".")[0] for p in spec["params"]} == STAGE_PARAMS[name], name
+
+
+def test_dvc_params_leave_out_only_how_a_stage_runs():
+    """Worker counts and progress intervals do not change results, so they trigger no rerun."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    for name, spec in dvc_stages(REPO).items():
+        listed = {str(p) for p in spec["params"]}
+        for section in STAGE_PARAMS[name]:
+            if section in listed:
+                continue
+            keys = {f"{section}.{key}" for key in params[section]}
+            assert keys - listed <= {f"{section}.workers", f"{section}.progress_interval"}, name
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dvc_code_deps_are_exactly_the_imported_modules(stage):
+    if not (REPO / "stages" / f"{stage}.py").is_file():
+        pytest.fail(f"stages/{stage}.py is missing")
+    code, _ = _code_and_data_deps(stage)
+    expected = set(stage_code_deps(stage, REPO))
+    assert code == expected, f"update dvc.yaml from `segnas repro-deps {stage}`"
+
+
+def test_dvc_data_deps_are_upstream_outputs():
+    stages = dvc_stages(REPO)
+    produced: set[str] = set()
+    for name, spec in stages.items():
+        _, data = _code_and_data_deps(name)
+        for dep in data:
+            upstream = any(_under(dep, out) for out in produced)
+            assert upstream or (REPO / dep).is_file(), (name, dep)
+        produced |= _outs(spec)
+
+
+def snakemake_jobs(workspace: Path) -> list[dict[str, object]]:
+    """Every job of a forced dry run: rule, inputs, outputs and shell command."""
+    text = _run(["snakemake", "--dry-run", "--forceall", "--printshellcmds"], workspace)
+    jobs: list[dict[str, object]] = []
+    for line in text.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):$", line):
+            jobs.append({"rule": match[1], "input": set(), "output": set(), "shell": ""})
+        elif jobs and (match := re.match(r"^    (input|output): (.*)$", line)):
+            jobs[-1][match[1]] = {f.strip() for f in match[2].split(",")}
+        elif jobs and line.startswith("Shell command: "):
+            jobs[-1]["shell"] = line.removeprefix("Shell command: ")
+    return jobs
+
+
+def _under(path: str, out: str) -> bool:
+    return path == out or path.startswith(f"{out}/")
+
+
+def test_snakemake_declares_the_same_inputs_and_outputs_as_dvc(tmp_path):
+    workspace = make_workspace(tmp_path / "ws")
+    outputs: dict[str, set[str]] = {s: set() for s in STAGES}
+    inputs: dict[str, set[str]] = {s: set() for s in STAGES}
+    commands: dict[str, set[str]] = {s: set() for s in STAGES}
+    for job in snakemake_jobs(workspace):
+        stage = stage_of_rule(str(job["rule"]))
+        if stage is None:
+            continue
+        outputs[stage] |= job["output"]
+        inputs[stage] |= job["input"]
+        commands[stage].add(str(job["shell"]))
+    for name, spec in dvc_stages(REPO).items():
+        code, data = _code_and_data_deps(name)
+        external_inputs = {f for f in inputs[name] if f not in outputs[name]}
+        declared = _outs(spec)
+        uncovered = {o for o in declared if not any(_under(f, o) for f in outputs[name])}
+        assert not uncovered, (name, "DVC outputs no Snakemake rule writes", uncovered)
+        stray = {f for f in outputs[name] if not any(_under(f, o) for o in declared)}
+        assert not stray, (name, "Snakemake outputs outside the DVC outputs", stray)
+        assert external_inputs == code | data, (name, external_inputs ^ (code | data))
+        assert any(f"python stages/{name}.py --params params.yaml" in c for c in commands[name])
+
+
+def test_snakemake_lint_is_clean(tmp_path):
+    workspace = make_workspace(tmp_path / "ws")
+    output = _run(["snakemake", "--lint"], workspace)
+    assert "Congratulations, your workflow is in a good condition!" in output, output
+
+
+# ---------------------------------------------------------------- slow: real runs
+
+
+@pytest.fixture(scope="module")
+def dvc_clean(tmp_path_factory):
+    workspace = make_workspace(tmp_path_factory.mktemp("dvc") / "ws")
+    ran = dvc_repro(workspace)
+    return workspace, ran, stage_hashes(workspace)
+
+
+@pytest.fixture(scope="module")
+def snakemake_clean(tmp_path_factory):
+    workspace = make_workspace(tmp_path_factory.mktemp("smk") / "ws")
+    ran = snakemake_run(workspace)
+    return workspace, ran, stage_hashes(workspace)
+
+
+@pytest.mark.slow
+def test_clean_runs_execute_every_stage(dvc_clean, snakemake_clean):
+    # compare and train both follow search; the engines may order them either way.
+    for ran in (dvc_clean[1], snakemake_clean[1]):
+        assert sorted(ran) == sorted(STAGES) and ran[:4] == list(STAGES[:4]), ran
+
+
+@pytest.mark.slow
+def test_two_clean_runs_give_identical_output_hashes(dvc_clean, snakemake_clean):
+    """Two clean quickstart runs (one per engine) give the same bytes for every stage."""
+    dvc_hashes, smk_hashes = dvc_clean[2], snakemake_clean[2]
+    for stage in STAGES:
+        differing = sorted(
+            path
+            for path in set(dvc_hashes[stage]["files"]) | set(smk_hashes[stage]["files"])
+            if dvc_hashes[stage]["files"].get(path) != smk_hashes[stage]["files"].get(path)
+        )
+        assert not differing, f"{stage}: {differing[:10]}"
+
+
+@pytest.mark.slow
+def test_dvc_remote_restores_instead_of_recomputing(dvc_clean, tmp_path):
+    workspace = dvc_clean[0]
+    remote = tmp_path / "remote"
+    _run(["dvc", "remote", "add", "--local", "-f", "-d", "testremote", str(remote)], workspace)
+    _run(["dvc", "push"], workspace)
+    clone = make_workspace(tmp_path / "clone")
+    shutil.copy2(workspace / "dvc.lock", clone / "dvc.lock")
+    _run(["dvc", "remote", "add", "--local", "-f", "-d", "testremote", str(remote)], clone)
+    _run(["dvc", "pull"], clone)
+    assert "up to date" in _run(["dvc", "status"], clone)
+    assert dvc_repro(clone) == []
+    assert stage_hashes(clone) == stage_hashes(workspace)
+
+
+TRAIN_ONLY = ["train", "evaluate", "report"]
+SEARCH_ONWARD = {"search", "compare", "train", "evaluate", "report"}
+
+
+def _change_train(workspace: Path) -> None:
+    set_param(workspace, TRAIN_KEY, get_param(workspace, TRAIN_KEY) * 0.5)
+
+
+def _change_search_seed(workspace: Path) -> None:
+    seed = get_param(workspace, SEARCH_SEED_KEY)
+    seed = get_param(workspace, "seed") if seed is None else seed  # null = the root seed
+    set_param(workspace, SEARCH_SEED_KEY, seed + 1)
+
+
+@pytest.mark.slow
+def test_dvc_reruns_only_what_a_change_affects(dvc_clean):
+    workspace = dvc_clean[0]
+    start = time.monotonic()
+    assert dvc_repro(workspace) == [], "a rerun with nothing changed executed stages"
+    assert time.monotonic() - start < 60
+    _change_train(workspace)
+    assert dvc_repro(workspace) == TRAIN_ONLY
+    _change_search_seed(workspace)
+    ran = dvc_repro(workspace)
+    assert ran[0] == "search" and set(ran) == SEARCH_ONWARD, ran
+
+
+@pytest.mark.slow
+def test_snakemake_reruns_only_what_a_change_affects(snakemake_clean):
+    """No change: a real run executes nothing. A change: Snakemake's own plan (its dry run,
+    which is what a run then executes) holds exactly the affected stages."""
+    workspace = snakemake_clean[0]
+    start = time.monotonic()
+    output = _run(["snakemake", "--profile", "workflow/profiles/local"], workspace)
+    assert "Nothing to be done" in output
+    assert time.monotonic() - start < 60
+    original = (workspace / "params.yaml").read_bytes()
+    _change_train(workspace)
+    assert snakemake_plan(workspace) == TRAIN_ONLY
+    (workspace / "params.yaml").write_bytes(original)
+    assert snakemake_plan(workspace) == []
+    _change_search_seed(workspace)
+    planned = snakemake_plan(workspace)
+    assert planned[0] == "search" and set(planned) == SEARCH_ONWARD, planned
+
+
+# ---------------------------------------------------------------- slow: SLURM executor
+
+SLURM_TOOL = REPO.parent / "shared" / "tools" / "slurm-local.sh"
+
+
+def _slurm_up() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    done = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, check=False)
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """The single-node cluster of ../shared/tools/slurm-local.sh (started, and then stopped,
+    here when it is not already running)."""
+    if _slurm_up():
+        yield
+        return
+    if not SLURM_TOOL.is_file() or os.geteuid() != 0:
+        pytest.skip(f"no SLURM cluster and {SLURM_TOOL} cannot start one (needs root)")
+    subprocess.run(["bash", str(SLURM_TOOL), "start"], check=True, timeout=900)
+    try:
+        yield
+    finally:
+        subprocess.run(["bash", str(SLURM_TOOL), "stop"], check=False, timeout=120)
+
+
+@pytest.mark.slow
+def test_slurm_profile_runs_the_data_stages_as_cluster_jobs(slurm_cluster, tmp_path):
+    workspace = make_workspace(tmp_path / "ws")
+    output = _run(["snakemake", "--profile", "workflow/profiles/slurm", "data/split"], workspace)
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", output)
+    assert len(submitted) == 2, output[-3000:]
+    assert (workspace / "data" / "split" / "meta_val.txt").is_file()
+    assert "Nothing to be done" in _run(
+        ["snakemake", "--profile", "workflow/profiles/slurm", "data/split"], workspace
+    )

@@ -1,0 +1,123 @@
+import math
+
+import pytest
+import torch
+from search_project import make_project, tiny_params
+
+from segnas.errors import ConfigError
+from segnas.facts import count_params
+from segnas.metrics import reward_from_scores
+from segnas.model import build_model
+from segnas.published import resolve_genotype
+from segnas.search import evaluate as ev
+from segnas.search.evaluate import EvalData, EvalSetup, evaluate_architecture
+
+ARCH = resolve_genotype("arch1")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("eval") / "project", tiny_params())
+    prepared = root / "data" / "prepared" / "synthetic"
+    return EvalData.from_paths(prepared, root / "data/split", root / "cache/stem", "none")
+
+
+def _setup(**overrides):
+    values = {
+        **dict(ev.EvalSetup().to_dict()),
+        **{
+            "phase1_epochs": 1,
+            "phase2_epochs": 1,
+            "batch_size": 8,
+            "crop_size": (32, 32),
+            "input_size": (48, 64),
+            "measure_latency": False,
+        },
+    }
+    values.update(overrides)
+    return EvalSetup(**values)
+
+
+def test_setup_from_params_names_bad_keys_and_values():
+    setup = EvalSetup.from_dict({"crop_size": [160, 160], "batch_size": 16})
+    assert setup.crop_size == (160, 160) and setup.lr_decoder_phase1 == 7e-3
+    assert (setup.agg_width, setup.sep_conv_units) == (48, 1)
+    with pytest.raises(ConfigError, match="search.eval: unknown keys \\['epochs'\\]"):
+        EvalSetup.from_dict({"epochs": 3})
+    with pytest.raises(ConfigError, match="latency_target_ms"):
+        EvalSetup.from_dict({"latency_weight": -0.07})
+    with pytest.raises(ConfigError, match="<= 0"):
+        EvalSetup.from_dict({"latency_weight": 0.07, "latency_target_ms": 10.0})
+
+
+def test_evaluation_trains_scores_and_is_deterministic(data):
+    setup = _setup()
+    first = evaluate_architecture(ARCH, setup, data, seed=11)
+    again = evaluate_architecture(ARCH, setup, data, seed=11)
+    assert first.status == "ok", first.reason
+    assert first.to_row() == again.to_row()
+    scores = {"miou": first.miou, "mean_acc": first.mean_acc, "fwiou": first.fwiou}
+    assert 0 < first.reward <= 1 and first.reward == reward_from_scores(scores)
+    assert first.params == count_params(build_model(ARCH, data.num_classes, 48, 1))
+    assert first.flops > 0 and first.downsampling_factor == ARCH.downsampling_factor
+    assert set(first.seconds) >= {"setup", "phase1", "phase2", "validation", "total"}
+    other_seed = evaluate_architecture(ARCH, setup, data, seed=12)
+    assert other_seed.to_row() != first.to_row()
+
+
+def test_early_termination_skips_phase_two(data):
+    result = evaluate_architecture(ARCH, _setup(early_stop_reward=1.1), data, seed=0)
+    assert result.status == "stopped_early" and "phase-1 reward" in result.reason
+    assert result.reward == result.reward_phase1 > 0
+    assert "phase2" not in result.seconds
+
+
+def test_latency_aware_reward(data):
+    setup = _setup(phase2_epochs=0, measure_latency=True)
+    plain = evaluate_architecture(ARCH, setup, data, seed=0)
+    target = plain.latency_ms * 2
+    aware = evaluate_architecture(
+        ARCH,
+        _setup(
+            phase2_epochs=0, measure_latency=True, latency_target_ms=target, latency_weight=-0.07
+        ),
+        data,
+        seed=0,
+    )
+    assert aware.miou == plain.miou and aware.latency_ms > 0
+    expected = (
+        reward_from_scores({"miou": aware.miou, "mean_acc": aware.mean_acc, "fwiou": aware.fwiou})
+        * (aware.latency_ms / target) ** -0.07
+    )
+    assert aware.reward == pytest.approx(expected)
+
+
+def test_divergence_is_recorded_with_reward_zero(data):
+    result = evaluate_architecture(ARCH, _setup(lr_decoder_phase1=1e30), data, seed=0)
+    assert result.status == "diverged", (result.status, result.reason)
+    assert result.reward == 0
+    assert "not finite" in result.reason or "loss became" in result.reason
+
+
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (RuntimeError("CUDA out of memory. Tried to allocate"), "out_of_memory"),
+        (ValueError("shape mismatch"), "error"),
+    ],
+)
+def test_failures_are_recorded_and_the_search_goes_on(data, monkeypatch, error, status):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(ev, "train_phase2", fail)
+    result = evaluate_architecture(ARCH, _setup(), data, seed=0)
+    assert (result.status, result.reward) == (status, 0.0)
+    assert str(error) in result.reason
+    assert result.reward_phase1 > 0 and not math.isnan(result.miou)
+
+
+def test_thread_setting_is_restored(data):
+    torch.set_num_threads(2)
+    evaluate_architecture(ARCH, _setup(phase2_epochs=0), data, seed=0)
+    assert torch.get_num_threads() == 2

@@ -1,0 +1,51 @@
+# Shared helpers for the segnas rules: params validation, per-rule params and code dependencies.
+import json
+
+from segnas.commands.repro import stage_code_deps
+from segnas.config import load_params, validate_params
+from segnas.errors import SegnasError
+
+PARAMS_FILE = "params.yaml"
+
+validate_params(config, PARAMS_FILE)
+if config != load_params(PARAMS_FILE):
+    raise ValueError(
+        f"the Snakemake config differs from {PARAMS_FILE}; the stages read {PARAMS_FILE} only, "
+        "so edit it (or run `segnas config use NAME`) instead of passing --config/--configfile"
+    )
+
+# Optional: run every job inside the project image (snakemake --sdm apptainer); see
+# docs/pipeline.md. Without --sdm apptainer this is ignored.
+container: "docker://localhost/segnas:latest"
+
+
+def code(stage):
+    """The stage script and the segnas modules it imports (missing script: just its path)."""
+    try:
+        return stage_code_deps(stage)
+    except SegnasError:
+        return [f"stages/{stage}.py"]
+
+
+def sections(*keys):
+    """The params sections a stage reads, as canonical JSON (the rule's rerun trigger)."""
+    return json.dumps({key: config.get(key) for key in keys}, sort_keys=True)
+
+
+def stage_cmd(stage):
+    """The command both engines run for a stage; progress goes to the terminal and the log."""
+    return f"python stages/{stage}.py --params {PARAMS_FILE} 2>&1 | tee {{log}}"
+
+
+# Search fan-out helpers (workflow/rules/search.smk; kept here as Snakemake's lint asks).
+def _round(r):
+    return f"{int(r):05d}"
+
+
+def _previous_checkpoint(wildcards):
+    r = int(wildcards.round)
+    return [] if r == 0 else [f"search/controller/round_{_round(r - 1)}.pt"]
+
+
+def _round_evaluations(wildcards):
+    return [f"search/rounds/r{wildcards.round}/e{i:04d}.json" for i in range(SEARCH_B)]

@@ -1,0 +1,64 @@
+# Result stages: train -> evaluate -> report (same commands, inputs and outputs as dvc.yaml).
+
+
+rule train:
+    input:
+        code("train"),
+        "data/prepared",
+        "search/top.json",
+    output:
+        directory("models"),
+    params:
+        sections=sections("seed", "device", "stem", "train"),
+    log:
+        "logs/train.log",
+    threads: int(config["train"].get("threads", 2))
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpu=1 if str(config["device"]).startswith("cuda") else 0,
+    shell:
+        stage_cmd("train")
+
+
+rule evaluate:
+    input:
+        code("evaluate"),
+        "data/prepared",
+        "models",
+    output:
+        directory("results"),
+    params:
+        sections=sections("device", "evaluate"),
+    log:
+        "logs/evaluate.log",
+    threads: int(config["evaluate"].get("threads", 2))
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1 if str(config["device"]).startswith("cuda") else 0,
+    shell:
+        stage_cmd("evaluate")
+
+
+rule report:
+    input:
+        code("report"),
+        config["report"]["paper_results"],
+        "search/archs.csv",
+        "search/top.json",
+        "compare/compare.csv",
+        "compare/metrics.json",
+        "results",
+    output:
+        directory("report"),
+    params:
+        sections=sections("report"),
+    log:
+        "logs/report.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        stage_cmd("report")

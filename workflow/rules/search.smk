@@ -1,0 +1,122 @@
+# Search stage fanned out into per-round jobs: for each round r one `search_sample` job, B
+# `search_evaluate` jobs (one per architecture, spread by the executor: local cores or SLURM)
+# and one `search_update` job (PPO); then `search` assembles search/archs.csv, timings.csv,
+# top.json, metrics.json and controller/final.pt. Every job runs the same library step as the
+# local pool of `python stages/search.py`, so both give identical archs.csv (docs/search.md).
+# Needs from common.smk: code(), _round(), _previous_checkpoint(), _round_evaluations().
+import json
+
+SEARCH = config["search"]
+SEARCH_ROUNDS = int(SEARCH["rounds"])
+SEARCH_B = int(SEARCH["archs_per_round"])
+SEARCH_EVAL = SEARCH.get("eval") or {}
+SEARCH_GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
+SEARCH_TRAINS = SEARCH.get("objective", "train") == "train"
+SEARCH_DATA = ["data/prepared", "data/split", "cache/stem"] if SEARCH_TRAINS else []
+# The params that decide the results (not how many local workers run them): rerun trigger.
+SEARCH_PARAMS = json.dumps(
+    {
+        "seed": config.get("seed"),
+        "device": config.get("device"),
+        "stem": config.get("stem"),
+        "search": {k: v for k, v in SEARCH.items() if k not in ("workers", "progress_interval")},
+    },
+    sort_keys=True,
+)
+
+
+wildcard_constraints:
+    round=r"\d{5}",
+    index=r"\d{4}",
+
+
+rule search_sample:
+    input:
+        code("search"),
+        SEARCH_DATA,
+        _previous_checkpoint,
+    output:
+        "search/rounds/r{round}/samples.json",
+    params:
+        sections=SEARCH_PARAMS,
+    log:
+        "logs/search/r{round}_sample.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+        gpu=0,
+    shell:
+        "python stages/search.py --params params.yaml sample --round {wildcards.round} 2>&1 | tee {log}"
+
+
+rule search_evaluate:
+    input:
+        code("search"),
+        SEARCH_DATA,
+        samples="search/rounds/r{round}/samples.json",
+    output:
+        "search/rounds/r{round}/e{index}.json",
+    params:
+        sections=SEARCH_PARAMS,
+    log:
+        "logs/search/r{round}_e{index}.log",
+    threads: int(SEARCH_EVAL.get("threads", 1))
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=SEARCH_GPU,
+    shell:
+        "python stages/search.py --params params.yaml evaluate --round {wildcards.round}"
+        " --index {wildcards.index} 2>&1 | tee {log}"
+
+
+rule search_update:
+    input:
+        code("search"),
+        SEARCH_DATA,
+        _previous_checkpoint,
+        _round_evaluations,
+        samples="search/rounds/r{round}/samples.json",
+    output:
+        "search/controller/round_{round}.pt",
+    params:
+        sections=SEARCH_PARAMS,
+    log:
+        "logs/search/r{round}_update.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+        gpu=0,
+    shell:
+        "python stages/search.py --params params.yaml update --round {wildcards.round} 2>&1 | tee {log}"
+
+
+rule search:
+    input:
+        code("search"),
+        SEARCH_DATA,
+        [
+            f"search/rounds/r{_round(r)}/e{i:04d}.json"
+            for r in range(SEARCH_ROUNDS)
+            for i in range(SEARCH_B)
+        ],
+        f"search/controller/round_{_round(SEARCH_ROUNDS - 1)}.pt",
+    output:
+        archs="search/archs.csv",
+        timings="search/timings.csv",
+        top="search/top.json",
+        metrics="search/metrics.json",
+        controller="search/controller/final.pt",
+    params:
+        sections=SEARCH_PARAMS,
+    log:
+        "logs/search/assemble.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+        gpu=0,
+    shell:
+        "python stages/search.py --params params.yaml assemble 2>&1 | tee {log}"
