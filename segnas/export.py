@@ -63,7 +63,21 @@ def export_onnx(
                 opset_version=opset,
             )
         program.save(str(tmp))
+        _strip_source_locations(tmp)
     return path
+
+
+def _strip_source_locations(path: Path) -> None:
+    """Drop per-node metadata (stack traces with absolute source paths) so that exports from
+    two checkouts are byte-identical."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    graphs = [proto.graph, *(f for f in proto.functions)]
+    for graph in graphs:
+        for node in graph.node:
+            del node.metadata_props[:]
+    onnx.save(proto, str(path))
 
 
 def onnx_max_abs_diff(

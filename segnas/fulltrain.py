@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data import PreparedDataset, SegmentationDataset, TrainTransform, normalize_image
 from .data.transforms import label_tensor
 from .errors import ArtifactError, ConfigError
-from .io import atomic_path, sha256_json, write_json
+from .io import save_torch, sha256_json, write_json
 from .metrics import IGNORE_INDEX, ConfusionMatrix
 from .model import SegmentationNet, build_model
 from .progress import Progress
@@ -251,8 +252,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(path, payload)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -298,7 +298,19 @@ def load_trained(
         sep_conv_units=config["sep_conv_units"],
         stem_weights="none",
     )
-    model.load_state_dict(payload["model"])
+    if genotype.hash != meta.get("genotype_hash"):
+        raise ArtifactError(
+            f"{path}: its genotype {meta['genotype']!r} has hash {genotype.hash}, but the "
+            f"checkpoint says {meta.get('genotype_hash')}; the file is inconsistent, retrain it"
+        )
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise ArtifactError(
+            f"{path}: its weights do not fit architecture {genotype.hash} ({first_line}); "
+            "the checkpoint holds another architecture's weights, retrain it"
+        ) from exc
     info = dict(meta, state=payload["state"])
     return model.to(device).eval(), info
 
@@ -432,7 +444,10 @@ def train_model(
         optimizer.load_state_dict(payload["optimizer"])
         if scaler is not None and payload["scaler"] is not None:
             scaler.load_state_dict(payload["scaler"])
-        state = TrainState(**payload["state"])
+        stored = dict(payload["state"])
+        # interned keys, as in an uninterrupted run, so later checkpoints pickle to the same bytes
+        stored["history"] = [{sys.intern(k): v for k, v in e.items()} for e in stored["history"]]
+        state = TrainState(**stored)
         resumed_from = state.epoch
     if len(train_set) == 0:
         raise ConfigError(f"{log_name}: the training split is empty")

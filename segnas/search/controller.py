@@ -216,7 +216,7 @@ def save_controller(
     path: str | Path, controller: Controller, params_hash: str, extra: dict | None = None
 ) -> None:
     """Atomically save a controller with its search space and the params hash of its run."""
-    from ..io import atomic_path
+    from ..io import save_torch
 
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -226,8 +226,7 @@ def save_controller(
         "state_dict": controller.state_dict(),
         **(extra or {}),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(path, payload)
 
 
 def read_checkpoint(path: str | Path) -> dict:
