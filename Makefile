@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.segnas-installed
+# OpenMP threads sleep instead of spinning while waiting (concurrent jobs on few CPU cores).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install demo test test-fast lint snakemake repro-check clean-outputs
 

@@ -10,11 +10,9 @@ CSV and the metrics (Spearman's rank correlation between the two setups per grou
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import io
 import math
-import multiprocessing
 import random
 import sys
 from collections.abc import Callable, Sequence
@@ -28,7 +26,8 @@ from .errors import ArtifactError, ConfigError
 from .io import read_json, sha256_json, write_json, write_text
 from .progress import Progress
 from .search.controller import Controller
-from .search.evaluate import EvalResult, EvalSetup, derive_seed
+from .search.evaluate import EvalResult, EvalSetup, derive_seed, worker_died_result
+from .search.pool import WorkerPool
 from .search.runner import EvaluatorSpec
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
 
@@ -288,16 +287,22 @@ def assemble(
     return metrics
 
 
-_WORKER: dict[str, Callable] = {}
+_WORKER: dict[str, Any] = {}
 
 
-def _worker_init(specs: dict[str, EvaluatorSpec]) -> None:
-    _WORKER.update({setup: spec.build() for setup, spec in specs.items()})
+def _worker_init(worker_index: int, specs: dict[str, EvaluatorSpec]) -> None:
+    """Remember the recipes; each setup's evaluator is built at its first job, so that its
+    errors reach the caller."""
+    del worker_index  # every worker uses the configured device
+    _WORKER.clear()
+    _WORKER["specs"] = specs
 
 
 def _worker_job(
     root: str, params_hash: str, seed: int, group: str, setup: str, index: int
 ) -> EvalResult:
+    if setup not in _WORKER:
+        _WORKER[setup] = _WORKER["specs"][setup].build()
     return evaluate_job(CompareLayout(root), params_hash, seed, group, setup, index, _WORKER[setup])
 
 
@@ -311,26 +316,48 @@ def run_compare(
     stream: TextIO | None = None,
     space: SearchSpace = DEFAULT_SPACE,
 ) -> dict[str, Any]:
-    """Every step on this machine (``config.workers`` processes); resumes finished jobs."""
+    """Every step on this machine (``config.workers`` processes); resumes finished jobs. A
+    worker process that dies is replaced and its evaluation retried once (then ``worker_died``,
+    reward 0)."""
     stream = stream or sys.stderr
     write_samples(layout, controller, config, seed, params_hash, space)
     jobs = layout.jobs(config.num_archs)
     missing = [job for job in jobs if not layout.evaluation(*job).is_file()]
     progress = Progress("compare", len(jobs), stream=stream, done=len(jobs) - len(missing))
     if config.workers > 1 and missing:
-        with concurrent.futures.ProcessPoolExecutor(
-            config.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(specs,),
-        ) as pool:
-            futures = [
-                pool.submit(_worker_job, str(layout.root), params_hash, seed, *job)
-                for job in missing
-            ]
-            for future in concurrent.futures.as_completed(futures):
-                future.result()
-                progress.update()
+
+        def retry(job: tuple[str, str, int]) -> None:
+            stream.write(
+                f"[compare] the worker evaluating {layout.evaluation(*job)} died; "
+                "retrying it once\n"
+            )
+
+        def died(job: tuple[str, str, int], reason: str) -> None:
+            stream.write(
+                f"[compare] the worker evaluating {layout.evaluation(*job)} died again; "
+                "recorded as worker_died with reward 0\n"
+            )
+            group, setup, index = job
+            evaluate_job(
+                layout,
+                params_hash,
+                seed,
+                group,
+                setup,
+                index,
+                lambda genotype, _seed: worker_died_result(genotype, reason),
+                space,
+            )
+            progress.update()
+
+        with WorkerPool(config.workers, _worker_init, (specs,)) as pool:
+            pool.run(
+                _worker_job,
+                {job: (str(layout.root), params_hash, seed, *job) for job in missing},
+                lambda job, result: progress.update(),
+                died,
+                retry,
+            )
     else:
         built: dict[str, Callable] = {}
         for group, setup, index in missing:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import signal
+from dataclasses import dataclass
 
 import pytest
 
@@ -24,7 +27,7 @@ from segnas.compare import (
 from segnas.errors import ArtifactError, ConfigError
 from segnas.published import resolve_genotype
 from segnas.search.controller import Controller, genotype_to_choices
-from segnas.search.evaluate import EvalResult, EvalSetup
+from segnas.search.evaluate import EvalResult, EvalSetup, derive_seed
 from segnas.search.runner import EvaluatorSpec
 from segnas.space import DEFAULT_SPACE
 
@@ -123,3 +126,63 @@ def test_local_run_matches_the_fan_out_steps(tmp_path):
         evaluate_job(steps, "h", 0, *job, spec.build())
     assert assemble(steps, config, "h") == metrics
     assert steps.csv.read_text() == local.csv.read_text()
+
+
+@dataclass(frozen=True)
+class DyingSpec(EvaluatorSpec):
+    """The ``target`` reward, but the job with seed ``die_seed`` SIGKILLs its worker process:
+    always, or only the first time when ``marker`` is set (a file created at that death)."""
+
+    die_seed: int = -1
+    marker: str = ""
+
+    def build(self):
+        evaluate = super().build()
+
+        def dying(genotype, seed):
+            if seed == self.die_seed and not (self.marker and os.path.exists(self.marker)):
+                if self.marker:
+                    open(self.marker, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return evaluate(genotype, seed)
+
+        return dying
+
+
+def test_dying_workers_are_retried_once_then_recorded(tmp_path):
+    """A job whose worker dies once gets its normal result; one that dies twice is recorded
+    as worker_died with reward 0; everything else equals a run without deaths."""
+    controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
+    config = CompareConfig(num_archs=3, workers=2)
+    plain = EvaluatorSpec("target", EvalSetup(), "arch0")
+    once = DyingSpec(
+        "target",
+        EvalSetup(),
+        "arch0",
+        die_seed=derive_seed(0, "compare", "controller", 0),
+        marker=str(tmp_path / "died"),
+    )
+    always = DyingSpec(
+        "target", EvalSetup(), "arch0", die_seed=derive_seed(0, "compare", "random", 1)
+    )
+    stream = io.StringIO()
+    layout = CompareLayout(tmp_path / "dying")
+    run_compare(layout, controller, config, {"search": once, "long": always}, 0, "h", stream)
+    assert (tmp_path / "died").exists()
+    clean = CompareLayout(tmp_path / "clean")
+    run_compare(
+        clean, controller, CompareConfig(num_archs=3), {"search": plain, "long": plain}, 0, "h"
+    )
+    rows = list(csv.DictReader(io.StringIO(layout.csv.read_text())))
+    expected = list(csv.DictReader(io.StringIO(clean.csv.read_text())))
+    died = [(r["group"], r["index"]) for r in rows if r["status_long"] == "worker_died"]
+    assert died == [("random", "1")]
+    assert {r["status_search"] for r in rows} == {"ok"}
+    for row, want in zip(rows, expected, strict=True):
+        if (row["group"], row["index"]) == ("random", "1"):
+            assert row["reward_long"] == "0.0" and row["reward_search"] == want["reward_search"]
+        else:
+            assert row == want
+    log = stream.getvalue()
+    assert "controller_search_0000.json died; retrying it once" in log
+    assert "random_long_0001.json died again; recorded as worker_died" in log

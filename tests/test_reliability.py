@@ -405,13 +405,8 @@ def test_damaged_prepared_files_and_split_are_named(data_project, capsys):
     assert "data/split/meta_train.txt lists 1 ids but" in last_error_line(capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug (docs/reliability.md): EvalData.from_paths loads the cache's own stem.pt "
-    "and never compares it with the configured stem.weights",
-)
 def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_path):
-    """The search data loader compares the configured stem with the cache's stem."""
+    """The search data loader compares the configured stem weights with the cache header's."""
     from segnas.search.evaluate import EvalData
 
     other = tmp_path / "other_stem.pt"
@@ -419,8 +414,14 @@ def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_
     save_torch(other, build_stem("none").state_dict())
     header = read_json("cache/stem/header.json")
     assert header["stem_weights"] == "none"
-    with pytest.raises(ArtifactError, match=r"cache/stem.*stem"):
+    with pytest.raises(ArtifactError, match=r"cache/stem.*stem") as caught:
         EvalData.from_paths("data/prepared/synthetic", "data/split", "cache/stem", str(other))
+    message = str(caught.value)
+    assert "'none'" in message and repr(str(other)) in message and "rerun" in message
+    assert EvalData.from_paths("data/prepared/synthetic", "data/split", "cache/stem", "none")
+    Path("cache/stem/stem.pt").write_bytes(b"damaged")
+    with pytest.raises(ArtifactError, match=r"cache/stem/stem\.pt is not a stem state dict"):
+        EvalData.from_paths("data/prepared/synthetic", "data/split", "cache/stem", "none")
 
 
 def test_stem_cache_of_other_crop_settings_is_refused_by_the_expected_header(data_project):
@@ -474,12 +475,6 @@ class DyingOnceSpec(EvaluatorSpec):
         return dying_once
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BrokenProcessPool,
-    reason="open bug (docs/reliability.md): run_search does not retry the evaluation of a "
-    "worker process that died; the whole search stops with BrokenProcessPool",
-)
 def test_a_dying_worker_is_retried_once_and_the_search_goes_on(tmp_path):
     import io
 
@@ -488,11 +483,69 @@ def test_a_dying_worker_is_retried_once_and_the_search_goes_on(tmp_path):
 
     config = SearchConfig(seed=0, rounds=1, archs_per_round=2, objective="target", workers=2)
     spec = DyingOnceSpec("target", EvalSetup(), "arch0", marker=str(tmp_path / "died"))
+    stream = io.StringIO()
     records = run_search(
-        SearchLayout(tmp_path / "search"), config, params_hash_of(config), spec, io.StringIO()
+        SearchLayout(tmp_path / "search"), config, params_hash_of(config), spec, stream
     )
     assert (tmp_path / "died").exists()
     assert [r.result.status for r in records] == ["ok", "ok"]
+    assert "died; retrying it once" in stream.getvalue()
+    clean = run_search(
+        SearchLayout(tmp_path / "clean"),
+        config,
+        params_hash_of(config),
+        EvaluatorSpec("target", EvalSetup(), "arch0"),
+        io.StringIO(),
+    )
+    assert [r.result.to_row() for r in records] == [r.result.to_row() for r in clean]
+
+
+@dataclass(frozen=True)
+class AlwaysDyingSpec(EvaluatorSpec):
+    """The cheap ``target`` reward, but the evaluation with seed ``die_seed`` always SIGKILLs
+    its worker process."""
+
+    die_seed: int = -1
+
+    def build(self):
+        evaluate = super().build()
+
+        def dying(genotype, seed):
+            if seed == self.die_seed:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return evaluate(genotype, seed)
+
+        return dying
+
+
+def test_an_evaluation_whose_worker_dies_twice_is_recorded_as_worker_died(tmp_path):
+    import io
+
+    from segnas.search.evaluate import EvalSetup, derive_seed
+    from segnas.search.runner import SearchConfig, SearchLayout, params_hash_of, run_search
+
+    config = SearchConfig(seed=0, rounds=2, archs_per_round=2, objective="target", workers=2)
+    spec = AlwaysDyingSpec("target", EvalSetup(), "arch0", die_seed=derive_seed(0, "eval", 0, 1))
+    stream = io.StringIO()
+    layout = SearchLayout(tmp_path / "search")
+    records = run_search(layout, config, params_hash_of(config), spec, stream)
+    assert [r.result.status for r in records] == ["ok", "worker_died", "ok", "ok"]
+    died = records[1].result
+    assert died.reward == 0 and "died twice" in died.reason
+    assert died.hash == read_json(layout.samples(0))["samples"][1]["hash"]
+    assert "r00000/e0001.json) died again; recorded as worker_died" in stream.getvalue()
+    assert (tmp_path / "search" / "top.json").is_file()
+
+
+def test_workers_that_cannot_start_stop_the_run_instead_of_failing_every_job():
+    """A worker whose initializer fails dies before any job: no job is blamed for it."""
+    from segnas.search.pool import WorkerPool
+
+    outcomes = []
+    pool = WorkerPool(2, initializer=int, initargs=("not a base",))
+    with pytest.raises(BrokenProcessPool, match="died before it could run anything"), pool:
+        pool.run(os.getpid, {0: (), 1: ()}, outcomes.append, outcomes.append, outcomes.append)
+    assert outcomes == []
 
 
 # -------------------------------------------------------------------- (d) chaos: kill -9 at random

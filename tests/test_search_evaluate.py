@@ -103,6 +103,7 @@ def test_divergence_is_recorded_with_reward_zero(data):
     "error, status",
     [
         (RuntimeError("CUDA out of memory. Tried to allocate"), "out_of_memory"),
+        (MemoryError(), "out_of_memory"),  # CPU out of memory: an empty message
         (ValueError("shape mismatch"), "error"),
     ],
 )
@@ -113,7 +114,7 @@ def test_failures_are_recorded_and_the_search_goes_on(data, monkeypatch, error, 
     monkeypatch.setattr(ev, "train_phase2", fail)
     result = evaluate_architecture(ARCH, _setup(), data, seed=0)
     assert (result.status, result.reward) == (status, 0.0)
-    assert str(error) in result.reason
+    assert result.reason.startswith(type(error).__name__) and str(error) in result.reason
     assert result.reward_phase1 > 0 and not math.isnan(result.miou)
 
 

@@ -5,7 +5,8 @@ phase 2 trains end to end on meta-train images with random scale/crop/flip (Adam
 ``lr_decoder``, stem ``lr_stem``). Meta-val is scored after each phase; the reward is the
 geometric mean of mIoU, mean accuracy and frequency-weighted IoU after the last phase run.
 An evaluation that diverges, raises or runs out of memory gets reward 0 with its status and
-reason; the search goes on.
+reason; so does one whose worker process dies twice (``worker_died``, see ``pool``); the search
+goes on.
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ from ..facts import count_flops, count_params, measure_latency
 from ..metrics import IGNORE_INDEX, ConfusionMatrix, reward_from_scores
 from ..model import SegmentationNet, build_model
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
-from ..stem import build_stem, stem_state_hash
 
-STEM_FILE = "stem.pt"
 STATUS_OK = "ok"
 STATUS_STOPPED = "stopped_early"
 STATUS_DIVERGED = "diverged"
 STATUS_OOM = "out_of_memory"
 STATUS_ERROR = "error"
+STATUS_WORKER_DIED = "worker_died"
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -192,8 +192,9 @@ class EvalResult:
 class EvalData:
     """What every evaluation reads: the prepared dataset, the meta split and the stem cache.
 
-    Construct with :meth:`from_paths`. The stem weights are loaded once and checked against
-    the cache (the cache must have been computed with the same stem).
+    Construct with :meth:`from_paths`. The stem is loaded once from the cache's ``stem.pt``
+    (checked against the cache's stem hash) after the cache header's ``stem_weights`` is
+    checked against the configured ``stem.weights``.
     """
 
     def __init__(
@@ -261,29 +262,18 @@ class EvalData:
 
 
 def _cache_stem(cache: object, stem_weights: str) -> nn.Module:
-    """The stem whose outputs the cache holds: ``<cache>/stem.pt`` when the cache carries
-    one (needed for a randomly initialised stem), else ``build_stem(stem_weights)``."""
-    stem_file = Path(cache.root) / STEM_FILE
-    if stem_file.is_file():
-        stem = build_stem("none")
-        stem.load_state_dict(torch.load(stem_file, map_location="cpu", weights_only=True))
-        source = str(stem_file)
-    else:
-        stem = build_stem(stem_weights)
-        source = f"stem.weights {stem_weights!r}"
-    found = stem_state_hash(stem)
-    if found != cache.stem_hash:
-        hint = (
-            f" (stem.weights none is a random stem: the cache must carry it as {stem_file})"
-            if stem_weights == "none" and not stem_file.is_file()
-            else ""
-        )
+    """The stem whose outputs the cache holds (``StemCache.load_stem``: ``<cache>/stem.pt``,
+    checked against the header's hash), once the header says it was built with the configured
+    ``stem.weights``."""
+    built_with = cache.header.get("stem_weights")
+    if built_with != stem_weights:
         raise ArtifactError(
-            f"{cache.root}/header.json: the stem cache was computed with a stem of hash "
-            f"{cache.stem_hash} ({cache.header.get('stem_weights')!r}) but {source} hashes to "
-            f"{found}{hint}; rerun the cache_stem stage"
+            f"{Path(cache.root) / 'header.json'}: the stem cache was built with stem.weights "
+            f"{built_with!r} but the search is configured with stem.weights {stem_weights!r}; "
+            "rerun the cache_stem stage with the current params (or set stem.weights back to "
+            f"{built_with!r})"
         )
-    return stem
+    return cache.load_stem()
 
 
 def _stack(items: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -396,7 +386,9 @@ def validate(
 def _failure_status(exc: BaseException) -> str:
     if isinstance(exc, Diverged):
         return STATUS_DIVERGED
-    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return STATUS_OOM
+    if "out of memory" in str(exc).lower():
         return STATUS_OOM
     return STATUS_ERROR
 
@@ -486,6 +478,15 @@ def evaluate_architecture(
             result.reward = 0.0
     seconds["total"] = time.perf_counter() - start
     seconds["cpu"] = time.process_time() - cpu_start
+    return result
+
+
+def worker_died_result(genotype: Genotype, reason: str) -> EvalResult:
+    """The record of an evaluation whose worker process died twice: reward 0."""
+    result = EvalResult(
+        genotype.to_text(), genotype.hash, status=STATUS_WORKER_DIED, reason=reason, reward=0.0
+    )
+    result.downsampling_factor = genotype.downsampling_factor
     return result
 
 

@@ -10,8 +10,6 @@ search resumes from its last completed evaluation. Every random choice derives f
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import shutil
 import sys
 from collections.abc import Callable
@@ -34,8 +32,10 @@ from .evaluate import (
     derive_seed,
     evaluate_architecture,
     target_similarity_result,
+    worker_died_result,
 )
 from .log import Record, write_outputs
+from .pool import WorkerPool
 from .ppo import PPOConfig, PPOTrainer
 
 OBJECTIVES = ("train", "target")
@@ -412,24 +412,64 @@ def prepare_directory(layout: SearchLayout, params_hash: str, stream: TextIO) ->
 _WORKER: dict = {}
 
 
-def _worker_init(spec: EvaluatorSpec, counter: object) -> None:
-    """Build the evaluator once per worker; worker k gets GPU k (mod the count) on ``cuda``."""
-    with counter.get_lock():
-        worker_index = counter.value
-        counter.value += 1
+def _worker_init(worker_index: int, spec: EvaluatorSpec) -> None:
+    """Remember the evaluator recipe; worker k gets GPU k (mod the count) on ``cuda``. The
+    evaluator is built at the first evaluation, so that its errors reach the caller."""
     if spec.device == "cuda" and torch.cuda.device_count() > 1:
         device = f"cuda:{worker_index % torch.cuda.device_count()}"
         spec = EvaluatorSpec(**{**spec.__dict__, "device": device})
-    _WORKER["evaluate"] = spec.build()
+    _WORKER.clear()
+    _WORKER["spec"] = spec
 
 
 def _worker_evaluate(
     root: str, config: SearchConfig, params_hash: str, round_index: int, index: int
-) -> tuple[int, EvalResult]:
-    result = evaluate_index(
+) -> EvalResult:
+    if "evaluate" not in _WORKER:
+        _WORKER["evaluate"] = _WORKER["spec"].build()
+    return evaluate_index(
         SearchLayout(root), config, params_hash, round_index, index, _WORKER["evaluate"]
     )
-    return index, result
+
+
+def _evaluate_in_pool(
+    pool: WorkerPool,
+    layout: SearchLayout,
+    config: SearchConfig,
+    params_hash: str,
+    round_index: int,
+    indices: list[int],
+    on_result: Callable[[EvalResult], None],
+    stream: TextIO,
+    space: SearchSpace,
+) -> None:
+    """Evaluate ``indices`` of ``round_index`` in ``pool``; an evaluation whose worker process
+    dies is retried once, and recorded as ``worker_died`` (reward 0) if it dies again."""
+
+    def where(index: int) -> str:
+        return f"round {round_index} architecture {index} ({layout.evaluation(round_index, index)})"
+
+    def retry(index: int) -> None:
+        stream.write(f"[search] the worker evaluating {where(index)} died; retrying it once\n")
+
+    def died(index: int, reason: str) -> None:
+        stream.write(
+            f"[search] the worker evaluating {where(index)} died again; recorded as worker_died "
+            "with reward 0\n"
+        )
+        result = evaluate_index(
+            layout,
+            config,
+            params_hash,
+            round_index,
+            index,
+            lambda genotype, seed: worker_died_result(genotype, reason),
+            space,
+        )
+        on_result(result)
+
+    jobs = {i: (str(layout.root), config, params_hash, round_index, i) for i in indices}
+    pool.run(_worker_evaluate, jobs, lambda _, result: on_result(result), died, retry)
 
 
 def run_search(
@@ -440,7 +480,8 @@ def run_search(
     stream: TextIO | None = None,
     space: SearchSpace = DEFAULT_SPACE,
 ) -> list[Record]:
-    """The whole search on this machine with ``config.workers`` processes; resumable."""
+    """The whole search on this machine with ``config.workers`` processes; resumable. A worker
+    process that dies is replaced and its evaluation retried once (then ``worker_died``)."""
     stream = stream or sys.stderr
     prepare_directory(layout, params_hash, stream)
     done = sum(
@@ -450,15 +491,7 @@ def run_search(
     )
     progress = Progress("search", config.total, config.progress_interval, stream, done=done)
     best = _best_so_far(layout, config, params_hash)
-    pool = None
-    if config.workers > 1:
-        context = multiprocessing.get_context("spawn")
-        pool = concurrent.futures.ProcessPoolExecutor(
-            config.workers,
-            mp_context=context,
-            initializer=_worker_init,
-            initargs=(spec, context.Value("i", 0)),
-        )
+    pool = WorkerPool(config.workers, _worker_init, (spec,)) if config.workers > 1 else None
     local_evaluate = None
     try:
         for round_index in range(config.rounds):
@@ -470,29 +503,28 @@ def run_search(
                 for i in range(config.archs_per_round)
                 if not layout.evaluation(round_index, i).is_file()
             ]
+
+            def finished(result: EvalResult, round_index: int = round_index) -> None:
+                nonlocal best
+                best = max(best, result.reward)
+                progress.update(extra=_extra(round_index, config, best))
+
             if pool is None:
                 for index in missing:
                     local_evaluate = local_evaluate or spec.build()
-                    result = evaluate_index(
-                        layout, config, params_hash, round_index, index, local_evaluate, space
+                    finished(
+                        evaluate_index(
+                            layout, config, params_hash, round_index, index, local_evaluate, space
+                        )
                     )
-                    best = max(best, result.reward)
-                    progress.update(extra=_extra(round_index, config, best))
             else:
-                futures = [
-                    pool.submit(
-                        _worker_evaluate, str(layout.root), config, params_hash, round_index, index
-                    )
-                    for index in missing
-                ]
-                for future in concurrent.futures.as_completed(futures):
-                    _, result = future.result()
-                    best = max(best, result.reward)
-                    progress.update(extra=_extra(round_index, config, best))
+                _evaluate_in_pool(
+                    pool, layout, config, params_hash, round_index, missing, finished, stream, space
+                )
             update_round(layout, config, params_hash, round_index, space)
     finally:
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
     records = assemble(layout, config, params_hash, space)
     return records
 
