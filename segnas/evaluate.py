@@ -8,7 +8,6 @@ the requested sizes (2048x1024 and 480x360 by default) on a named device, size o
 from __future__ import annotations
 
 import math
-import os
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -185,7 +184,6 @@ def evaluate_checkpoint(
     fast, path_name = maybe_optimize(model, optimized)
     evaluation = evaluate_split(fast, prepared, split, size, device, log_name=f"evaluate {name}")
     facts = model_facts(model, device, latency_sizes, repeats=latency_repeats, timed=fast)
-    facts["checkpoint_bytes"] = os.path.getsize(checkpoint)
     metrics: dict[str, Any] = {
         "name": name,
         "checkpoint": str(checkpoint),

@@ -281,6 +281,19 @@ def test_two_clean_runs_give_identical_output_hashes(dvc_clean, snakemake_clean)
         assert not differing, f"{stage}: {differing[:10]}"
 
 
+def _git_tracked_outputs(dvc_yaml: Path) -> list[str]:
+    """Outputs, metrics and plots declared with ``cache: false`` (versioned by git, not DVC)."""
+    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    tracked = []
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                if not isinstance(entry, dict):
+                    continue
+                tracked += [p for p, opts in entry.items() if (opts or {}).get("cache") is False]
+    return tracked
+
+
 @pytest.mark.slow
 def test_dvc_remote_restores_instead_of_recomputing(dvc_clean, tmp_path):
     workspace = dvc_clean[0]
@@ -288,7 +301,10 @@ def test_dvc_remote_restores_instead_of_recomputing(dvc_clean, tmp_path):
     _run(["dvc", "remote", "add", "--local", "-f", "-d", "testremote", str(remote)], workspace)
     _run(["dvc", "push"], workspace)
     clone = make_workspace(tmp_path / "clone")
-    shutil.copy2(workspace / "dvc.lock", clone / "dvc.lock")
+    # what a git clone brings: dvc.lock and the outputs DVC leaves to git (cache: false)
+    for rel in ["dvc.lock", *_git_tracked_outputs(workspace / "dvc.yaml")]:
+        (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(workspace / rel, clone / rel)
     _run(["dvc", "remote", "add", "--local", "-f", "-d", "testremote", str(remote)], clone)
     _run(["dvc", "pull"], clone)
     assert "up to date" in _run(["dvc", "status"], clone)
