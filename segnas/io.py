@@ -138,6 +138,27 @@ def replace_dir(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary directory next to ``path`` (stale ones of killed runs are removed
+    first); on success it replaces ``path``, on any error it is deleted and OS errors name
+    ``path``, so a half-written directory never appears under the final name."""
+    remove_stale_temps(path)
+    tmp = temp_dir(path)
+    try:
+        yield tmp
+        replace_dir(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        failure = dir_write_error(exc, tmp, path)
+        if failure is exc:
+            raise
+        raise failure from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success fsync it and rename it into place.
 

@@ -22,9 +22,8 @@ from PIL import Image
 
 from ..errors import ConfigError, DataError
 from ..io import (
-    dir_write_error,
+    atomic_dir,
     remove_stale_temps,
-    replace_dir,
     temp_dir,
     write_error,
     write_json,
@@ -46,15 +45,6 @@ SOURCE_KEYS = {
     "folder": {"root", "val_fraction", "test_fraction"},
     "synthetic": {"num_images", "image_size", "seed"},
 }
-
-
-def make_temp_dir(out_dir: Path) -> Path:
-    """A fresh hidden directory next to ``out_dir`` with the usual (umask) permissions.
-
-    Leftovers of an interrupted earlier run (``.<name>.*.tmp``) are deleted first.
-    """
-    remove_stale_temps(out_dir)
-    return temp_dir(out_dir)
 
 
 def _read_image(path: Path, what: str, decode: bool = True) -> Image.Image:
@@ -180,8 +170,7 @@ def write_prepared(
         raise DataError(f"{source.root}: image ids {dupes} occur more than once across splits")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(out_dir)
-    try:
+    with atomic_dir(out_dir) as tmp:
         rows, skipped = [], []
         bar = Progress(f"prepare {out_dir.name}", len(source.pairs)) if progress else None
         for pair in source.pairs:
@@ -204,16 +193,6 @@ def write_prepared(
         summary = _summary(source, index, skipped, dict(spec or {}))
         index.to_csv(tmp / INDEX_FILE, index=False)
         write_json(tmp / SUMMARY_FILE, summary)
-        replace_dir(tmp, out_dir)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        failure = dir_write_error(exc, tmp, out_dir)
-        if failure is exc:
-            raise
-        raise failure from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 

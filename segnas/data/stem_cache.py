@@ -17,7 +17,6 @@ page cache instead of each loading a copy into RAM.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..errors import ArtifactError, ConfigError, DataError, SegnasError
-from ..io import dir_write_error, read_json, replace_dir, sha256_file, write_json
+from ..io import atomic_dir, read_json, sha256_file, write_json
 from ..progress import Progress
 from ..stem import STEM_CHANNELS, STEM_STRIDES, MobileNetV2Stem, stem_state_hash
 from .dataset import read_pair
-from .prepare import make_temp_dir
 from .prepared import PreparedDataset
 from .transforms import TrainTransform, normalize_image
 
@@ -105,8 +103,7 @@ def build_stem_cache(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     order = sample_order(list(ids), num_samples, seed)
     shapes = cache_shapes(num_samples, crop)
-    tmp = make_temp_dir(out_dir)
-    try:
+    with atomic_dir(out_dir) as tmp:
         arrays = {name: _allocate(tmp / f"{name}.npy", name, shapes[name]) for name in ARRAYS}
         stem = stem.eval()
         samples = []
@@ -157,16 +154,6 @@ def build_stem_cache(
         }
         torch.save(stem.state_dict(), tmp / STEM_FILE)
         write_json(tmp / HEADER_FILE, header)
-        replace_dir(tmp, out_dir)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        failure = dir_write_error(exc, tmp, out_dir)
-        if failure is exc:
-            raise
-        raise failure from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return open_stem_cache(out_dir)
 
 
