@@ -70,7 +70,7 @@ def test_valid_nested_params_have_no_errors():
 
 def test_repo_params_and_named_configs_are_valid():
     validate_params(_repo_params(), "params.yaml")
-    for name in ("quickstart", "camvid-cpu", "paper"):
+    for name in available_configs(CONFIGS):
         load_params(config_path(name, CONFIGS), require_all=True)
 
 
@@ -103,6 +103,15 @@ def test_paper_config_carries_the_papers_values():
     assert (paper["train"]["dataset"], paper["train"]["batch_size"]) == ("camvid", 10)
     cityscapes = load_params(CONFIGS / "paper-cityscapes.yaml")["train"]
     assert (cityscapes["crop_size"], cityscapes["batch_size"]) == ([769, 769], 6)
+
+
+def test_camvid_budget_config_is_the_15_minute_arch0_run():
+    budget = load_params(CONFIGS / "camvid-budget.yaml")
+    train = budget["train"]
+    assert budget["stem"]["weights"] == "none"
+    assert budget["datasets"]["camvid"]["longer_side"] == 240
+    assert (train["architectures"], train["top_k"], train["time_budget_s"]) == (["arch0"], 0, 900)
+    assert (train["optimizer"], train["batch_size"], train["crop_size"]) == ("adam", 16, [160, 160])
 
 
 @pytest.mark.parametrize(

@@ -360,31 +360,6 @@ def test_snakemake_reruns_only_what_a_change_affects(snakemake_clean):
 
 # ---------------------------------------------------------------- slow: SLURM executor
 
-SLURM_TOOL = REPO.parent / "shared" / "tools" / "slurm-local.sh"
-
-
-def _slurm_up() -> bool:
-    if shutil.which("sinfo") is None:
-        return False
-    done = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, check=False)
-    return done.returncode == 0 and bool(done.stdout.strip())
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    """The single-node cluster of ../shared/tools/slurm-local.sh (started, and then stopped,
-    here when it is not already running)."""
-    if _slurm_up():
-        yield
-        return
-    if not SLURM_TOOL.is_file() or os.geteuid() != 0:
-        pytest.skip(f"no SLURM cluster and {SLURM_TOOL} cannot start one (needs root)")
-    subprocess.run(["bash", str(SLURM_TOOL), "start"], check=True, timeout=900)
-    try:
-        yield
-    finally:
-        subprocess.run(["bash", str(SLURM_TOOL), "stop"], check=False, timeout=120)
-
 
 @pytest.mark.slow
 def test_slurm_profile_runs_the_data_stages_as_cluster_jobs(slurm_cluster, tmp_path):

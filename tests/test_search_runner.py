@@ -117,18 +117,8 @@ def test_snakemake_fan_out_equals_the_local_pool(project):
     _same_outputs(project)
 
 
-def _slurm_up() -> bool:
-    if shutil.which("sinfo") is None:
-        return False
-    probe = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True)
-    return probe.returncode == 0 and "up" in probe.stdout
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not _slurm_up(), reason="no SLURM cluster (../shared/tools/slurm-local.sh start)"
-)
-def test_slurm_fan_out_equals_the_local_pool(tmp_path):
+def test_slurm_fan_out_equals_the_local_pool(slurm_cluster, tmp_path):
     root = make_project(tmp_path / "project", tiny_params(rounds=2))
     assert run_stage(root, "search") == 0
     shutil.copytree(root / "search", root / "reference")

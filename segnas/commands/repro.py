@@ -30,6 +30,10 @@ from ..errors import ConfigError, SegnasError
 from ..io import read_json, read_yaml, sha256_file, sha256_json, write_json
 
 REFERENCE = Path("workflow/reference/quickstart_metrics.json")
+# Across CPU models (e.g. Intel AVX-512 vs AMD EPYC) oneDNN rounds differently and the short
+# trainings amplify it: search and compare rewards of the quickstart drift by up to ~2e-3.
+# Bit-identity on one machine is what `repro-hash` checks; the reference check allows this.
+DEFAULT_ABS_TOL = 0.01
 # Files an engine writes into output directories for its own bookkeeping.
 IGNORED_NAMES = frozenset({".snakemake_timestamp"})
 # Wall-clock measurements (durations, latencies, timestamps) cannot repeat bit for bit; the
@@ -355,7 +359,7 @@ def _check(args: argparse.Namespace) -> int:
     run_stages(workdir)
     current = numeric_metrics(workdir)
     if args.update:
-        abs_tol = 1e-6 if args.abs_tol is None else args.abs_tol
+        abs_tol = DEFAULT_ABS_TOL if args.abs_tol is None else args.abs_tol
         rel_tol = 0.0 if args.rel_tol is None else args.rel_tol
         reference = {"config": args.config, "abs_tol": abs_tol, "rel_tol": rel_tol}
         write_json(reference_path, {**reference, "metrics": current})
@@ -364,7 +368,9 @@ def _check(args: argparse.Namespace) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
         return 0
     reference = read_json(reference_path)
-    abs_tol = args.abs_tol if args.abs_tol is not None else reference.get("abs_tol", 1e-6)
+    abs_tol = (
+        args.abs_tol if args.abs_tol is not None else reference.get("abs_tol", DEFAULT_ABS_TOL)
+    )
     rel_tol = args.rel_tol if args.rel_tol is not None else reference.get("rel_tol", 0.0)
     rows = compare_metrics(reference["metrics"], current, abs_tol, rel_tol)
     print(format_table(rows))
