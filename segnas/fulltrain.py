@@ -381,6 +381,14 @@ class TrainResult:
         }
 
 
+def _budget_eta(train_s: float, budget_s: float, train_s_start: float, wall_start: float) -> float:
+    """Wall seconds left of a time-budget run: the budget's remaining training seconds scaled by
+    the wall time each training second has cost so far in this process (validation included)."""
+    spent = train_s - train_s_start
+    wall_per_train_s = (time.monotonic() - wall_start) / spent if spent > 0 else 1.0
+    return max(budget_s - train_s, 0.0) * wall_per_train_s
+
+
 def _batches(
     dataset: Dataset, config: TrainConfig, epoch: int, generator_seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -471,6 +479,7 @@ def train_model(
     def save(path: Path) -> None:
         save_checkpoint(path, model, optimizer, scaler, meta, state)
 
+    budget_start, wall_start = state.train_seconds, time.monotonic()
     while not state.finished:
         model.train()
         epoch = state.epoch
@@ -521,7 +530,11 @@ def train_model(
         extra = f"loss {entry['loss']:.4f} lr {lr:.2e}"
         if "val_miou" in entry:
             extra += f" val mIoU {entry['val_miou']:.4f}"
-        progress.update(extra=extra, force=state.finished)
+        eta_s = None
+        if config.time_budget_s is not None:
+            extra += f" budget {state.train_seconds:.1f}/{config.time_budget_s:g} s"
+            eta_s = _budget_eta(state.train_seconds, config.time_budget_s, budget_start, wall_start)
+        progress.update(extra=extra, force=state.finished, eta_s=eta_s)
         if "val_miou" in entry and entry["val_miou"] > state.best_miou:
             state.best_miou, state.best_epoch = entry["val_miou"], state.epoch
             save(best_path)

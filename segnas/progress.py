@@ -34,24 +34,30 @@ class Progress:
         self._start = time.monotonic()
         self._last = float("-inf")
 
-    def update(self, step: int = 1, extra: str = "", force: bool = False) -> None:
-        """Advance by ``step`` and print a line if ``interval`` has passed (or ``force``)."""
+    def update(
+        self, step: int = 1, extra: str = "", force: bool = False, eta_s: float | None = None
+    ) -> None:
+        """Advance by ``step`` and print a line if ``interval`` has passed (or ``force``).
+
+        ``eta_s`` replaces the ETA estimated from the count (e.g. for work bounded by time).
+        """
         self.done += step
         now = time.monotonic()
         if force or self.done >= self.total or now - self._last >= self.interval:
             self._last = now
-            self.stream.write(self.line(extra) + "\n")
+            self.stream.write(self.line(extra, eta_s) + "\n")
             self.stream.flush()
 
-    def line(self, extra: str = "") -> str:
+    def line(self, extra: str = "", eta_s: float | None = None) -> str:
         """The current progress line."""
         elapsed = time.monotonic() - self._start
         rate_done = self.done - self._start_done
-        eta = (
-            _fmt_seconds(elapsed / rate_done * (self.total - self.done))
-            if rate_done > 0 and self.total > self.done
-            else "-"
-        )
+        if eta_s is not None:
+            eta = _fmt_seconds(max(eta_s, 0.0))
+        elif rate_done > 0 and self.total > self.done:
+            eta = _fmt_seconds(elapsed / rate_done * (self.total - self.done))
+        else:
+            eta = "-"
         pct = 100.0 * self.done / self.total if self.total else 100.0
         text = (
             f"[{self.name}] {self.done}/{self.total} ({pct:.0f}%) "

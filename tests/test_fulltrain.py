@@ -131,8 +131,11 @@ def test_finished_run_is_not_retrained_and_mismatch_is_refused(prepared_root, tm
         run(prepared_root, tmp_path / "m", epochs=1, lr=0.01)
 
 
-def test_time_budget_stops_training_and_decays_lr_over_the_budget(prepared_root, tmp_path):
+def test_time_budget_stops_training_and_decays_lr_over_the_budget(prepared_root, tmp_path, capsys):
     result = run(prepared_root, tmp_path / "m", epochs=1000, time_budget_s=0.5)
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    # progress speaks of the budget, not of the 1000-epoch upper bound
+    assert "budget" in last_line and "/0.5 s" in last_line and "ETA 0m00s" in last_line
     state = result.state
     assert state.finished and state.epoch < 1000
     assert state.train_seconds >= 0.5
