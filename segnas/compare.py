@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import torch
 
 from .errors import ArtifactError, ConfigError
-from .io import read_json, sha256_json, write_json, write_text
+from .io import read_json, remove_stale_temps_under, sha256_json, write_json, write_text
 from .progress import Progress
 from .search.controller import Controller
 from .search.evaluate import EvalResult, EvalSetup, derive_seed, worker_died_result
@@ -320,6 +320,7 @@ def run_compare(
     worker process that dies is replaced and its evaluation retried once (then ``worker_died``,
     reward 0)."""
     stream = stream or sys.stderr
+    remove_stale_temps_under(layout.root)
     write_samples(layout, controller, config, seed, params_hash, space)
     jobs = layout.jobs(config.num_archs)
     missing = [job for job in jobs if not layout.evaluation(*job).is_file()]

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data import PreparedDataset, SegmentationDataset, TrainTransform, normalize_image
 from .data.transforms import label_tensor
 from .errors import ArtifactError, ConfigError
-from .io import save_torch, sha256_json, write_json
+from .io import remove_stale_temps_under, save_torch, sha256_json, write_json
 from .metrics import IGNORE_INDEX, ConfusionMatrix
 from .model import SegmentationNet, build_model
 from .progress import Progress
@@ -444,6 +444,7 @@ def train_model(
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     state = TrainState()
     resumed_from = None
+    remove_stale_temps_under(out_dir)
     last_path, best_path = out_dir / LAST, out_dir / BEST
     if last_path.exists():
         payload = load_checkpoint(last_path)

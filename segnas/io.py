@@ -104,6 +104,33 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+_ANY_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_stale_temps_under(root: str | os.PathLike) -> list[Path]:
+    """Delete every temporary file or directory that interrupted writers left anywhere under
+    ``root`` (the hidden ``.<name>.<random>.tmp`` entries of :func:`atomic_path` and
+    :func:`temp_dir`). Call it only while no other process writes under ``root``, e.g. when a
+    local run of the stage that owns ``root`` starts. Returns what was removed."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    stale = sorted(
+        (p for p in root.rglob(".*.tmp") if _ANY_TEMP.match(p.name)),
+        key=lambda p: len(p.parts),
+    )
+    removed = []
+    for entry in stale:
+        if not entry.exists() and not entry.is_symlink():
+            continue  # inside a stale directory removed just before
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 def temp_dir(path: str | os.PathLike) -> Path:
     """A fresh hidden directory next to ``path`` (umask permissions), to be renamed onto it."""
     final = Path(path)

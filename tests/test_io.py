@@ -4,7 +4,15 @@ import os
 import pytest
 
 from segnas.errors import ConfigError, SegnasError
-from segnas.io import WriteError, atomic_path, read_json, read_yaml, write_json, write_text
+from segnas.io import (
+    WriteError,
+    atomic_path,
+    read_json,
+    read_yaml,
+    remove_stale_temps_under,
+    write_json,
+    write_text,
+)
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):
@@ -68,3 +76,21 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_stale_temps_under_a_tree_are_removed_and_nothing_else(tmp_path):
+    root = tmp_path / "search"
+    (root / "rounds" / "r00000").mkdir(parents=True)
+    kept = [root / "archs.csv", root / "rounds" / "r00000" / "e0000.json", root / ".hidden"]
+    for path in kept:
+        path.write_text("x")
+    stale_file = root / "rounds" / "r00000" / ".e0001.json.k2j_x9a1.tmp"
+    stale_file.write_text("half")
+    stale_dir = root / ".controller.ab12cd34.tmp"
+    (stale_dir / "inner").mkdir(parents=True)
+    (stale_dir / "inner" / ".round.pt.zz99yy88.tmp").write_text("half")
+    removed = remove_stale_temps_under(root)
+    assert sorted(removed) == sorted([stale_file, stale_dir])
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert all(path.read_text() == "x" for path in kept)
+    assert remove_stale_temps_under(tmp_path / "missing") == []

@@ -20,7 +20,7 @@ from typing import TextIO
 import torch
 
 from ..errors import ArtifactError, ConfigError
-from ..io import read_json, sha256_json, write_json
+from ..io import read_json, remove_stale_temps_under, sha256_json, write_json
 from ..progress import Progress
 from ..published import resolve_genotype
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
@@ -484,6 +484,7 @@ def run_search(
     process that dies is replaced and its evaluation retried once (then ``worker_died``)."""
     stream = stream or sys.stderr
     prepare_directory(layout, params_hash, stream)
+    remove_stale_temps_under(layout.root)
     done = sum(
         layout.evaluation(r, i).is_file()
         for r in range(config.rounds)
