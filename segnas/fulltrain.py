@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .data import PreparedDataset, SegmentationDataset, TrainTransform, normalize_image
+from .data.prepared import pixel_column
 from .data.transforms import label_tensor
 from .errors import ArtifactError, ConfigError
 from .io import remove_stale_temps_under, save_torch, sha256_json, write_json
@@ -41,6 +42,7 @@ CHECKPOINT_FORMAT = 1
 LAST = "last.pt"
 BEST = "best.pt"
 OPTIMIZERS = ("sgd", "adam")
+CLASS_WEIGHTINGS = ("none", "median_frequency")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class TrainConfig:
     crop_size: tuple[int, int] = (360, 480)
     scale_range: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
+    class_weighting: str = "none"
     input_size: tuple[int, int] | None = None
     agg_width: int = 64
     sep_conv_units: int = 2
@@ -94,6 +97,11 @@ class TrainConfig:
         """Raise :class:`ConfigError` naming the first invalid key."""
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"{where}.optimizer: {self.optimizer!r} is not one of {OPTIMIZERS}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ConfigError(
+                f"{where}.class_weighting: {self.class_weighting!r} is not one of "
+                f"{CLASS_WEIGHTINGS}"
+            )
         positive = ("epochs", "lr", "batch_size", "agg_width", "sep_conv_units")
         positive += ("checkpoint_every", "val_every")
         for key in positive:
@@ -116,6 +124,24 @@ class TrainConfig:
             f.name: self.to_dict()[f.name] for f in fields(self) if f.metadata.get("hashed", True)
         }
         return sha256_json(hashed)[:16]
+
+
+def median_frequency_weights(prepared: PreparedDataset, splits: Sequence[str]) -> list[float]:
+    """SegNet's class balancing: ``median(freq) / freq(c)``, where ``freq(c)`` is the pixels of
+    class ``c`` over the labelled pixels of the images (of ``splits``) in which ``c`` appears.
+    A class absent from those images gets weight 1."""
+    columns = [pixel_column(name) for name in prepared.classes]
+    rows = prepared.index[prepared.index["split"].isin(list(splits))]
+    counts = rows[columns].to_numpy(dtype=np.float64)
+    labelled = counts.sum(axis=1, keepdims=True)
+    present = counts > 0
+    frequency = counts.sum(axis=0) / np.maximum((labelled * present).sum(axis=0), 1.0)
+    seen = frequency > 0
+    if not seen.any():
+        raise ConfigError(f"splits {list(splits)} of {prepared.root} hold no labelled pixel")
+    weights = np.ones(len(columns))
+    weights[seen] = np.median(frequency[seen]) / frequency[seen]
+    return [float(w) for w in weights]
 
 
 def poly_lr(base_lr: float, progress: float, power: float = 0.9) -> float:
@@ -419,15 +445,28 @@ def train_model(
     dataset_name: str = "",
     live_dir: str | Path | None = None,
     log_name: str = "train",
+    class_weights: Sequence[float] | None = None,
 ) -> TrainResult:
     """Train ``genotype`` on ``train_set``, resuming from ``out_dir/last.pt`` when present.
 
     ``val_set`` (images resized to ``config.input_size``, labels at full size) selects
     ``best.pt``; without it only ``last.pt`` is kept. A finished run is not retrained.
+    ``class_weights`` (one per class) weight the cross-entropy; they are required when
+    ``config.class_weighting`` is not ``none`` (see :func:`median_frequency_weights`).
     """
     device = torch.device(device)
     out_dir = Path(out_dir)
+    if (config.class_weighting != "none") != (class_weights is not None):
+        raise ConfigError(
+            f"{log_name}: class_weighting {config.class_weighting!r} needs class weights "
+            "exactly when it is not 'none'"
+        )
+    if class_weights is not None and len(class_weights) != num_classes:
+        raise ConfigError(f"{log_name}: {len(class_weights)} class weights for {num_classes}")
     meta = checkpoint_meta(genotype, config, num_classes, classes, palette, dataset_name)
+    if class_weights is not None:
+        meta["class_weights"] = [float(w) for w in class_weights]
+    loss_weight = None if class_weights is None else torch.tensor(class_weights, device=device)
     model = build_model(
         genotype,
         num_classes=num_classes,
@@ -498,7 +537,9 @@ def train_model(
                 logits = F.interpolate(
                     logits, size=label.shape[-2:], mode="bilinear", align_corners=False
                 )
-                loss = F.cross_entropy(logits.float(), label, ignore_index=IGNORE_INDEX)
+                loss = F.cross_entropy(
+                    logits.float(), label, weight=loss_weight, ignore_index=IGNORE_INDEX
+                )
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

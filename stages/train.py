@@ -16,7 +16,13 @@ from segnas.config import load_params, section
 from segnas.data import load_prepared
 from segnas.device import resolve_device
 from segnas.errors import ConfigError, SegnasError
-from segnas.fulltrain import TrainConfig, build_datasets, select_architectures, train_model
+from segnas.fulltrain import (
+    TrainConfig,
+    build_datasets,
+    median_frequency_weights,
+    select_architectures,
+    train_model,
+)
 
 OUT_ROOT = Path("models")
 STAGE_KEYS = {"dataset", "architectures", "top_k", "train_splits", "val_split", "threads"}
@@ -49,9 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         val_split = stage.get("val_split", "val")
         if val_split and val_split not in prepared.splits:
             val_split = None
-        train_set, val_set = build_datasets(
-            prepared, config, stage.get("train_splits", ["train"]), val_split
-        )
+        train_splits = stage.get("train_splits", ["train"])
+        train_set, val_set = build_datasets(prepared, config, train_splits, val_split)
+        class_weights = None
+        if config.class_weighting == "median_frequency":
+            class_weights = median_frequency_weights(prepared, train_splits)
+            pairs = zip(prepared.classes, class_weights, strict=True)
+            shown = ", ".join(f"{c} {w:.2f}" for c, w in pairs)
+            print(f"train: median-frequency class weights: {shown}")
         archs = select_architectures(
             stage.get("architectures", ["arch0"]), int(stage.get("top_k", 0))
         )
@@ -70,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 dataset_name=str(stage["dataset"]),
                 live_dir=out_dir / "dvclive",
                 log_name=f"train {name}",
+                class_weights=class_weights,
             )
             summary = result.summary()
             print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from segnas.fulltrain import (
     build_datasets,
     load_checkpoint,
     load_trained,
+    median_frequency_weights,
     poly_lr,
     select_architectures,
     train_model,
@@ -147,6 +149,41 @@ def test_adam_optimizer_trains(prepared_root, tmp_path):
     result = run(prepared_root, tmp_path / "m", epochs=1, optimizer="adam", lr=1e-3)
     optimizer_state = load_checkpoint(result.last)["optimizer"]
     assert "exp_avg" in next(iter(optimizer_state["state"].values()))
+
+
+def test_median_frequency_weights_follow_segnas_definition(prepared_root):
+    prepared = load_prepared(prepared_root)
+    weights = median_frequency_weights(prepared, ["train"])
+    rows = prepared.index[prepared.index["split"] == "train"]
+    counts = rows[[f"pixels_{c}" for c in prepared.classes]].to_numpy(dtype=float)
+    labelled = counts.sum(axis=1)
+    frequency = [
+        counts[:, c].sum() / labelled[counts[:, c] > 0].sum() if counts[:, c].any() else 0.0
+        for c in range(len(prepared.classes))
+    ]
+    median = statistics.median(f for f in frequency if f > 0)
+    expected = [median / f if f > 0 else 1.0 for f in frequency]
+    assert weights == pytest.approx(expected)
+    # rarer classes weigh more; the median class weighs 1
+    order = sorted(range(len(frequency)), key=lambda c: frequency[c])
+    seen = [c for c in order if frequency[c] > 0]
+    assert weights[seen[0]] > 1 > weights[seen[-1]]
+
+
+def test_class_weighted_training_records_the_weights(prepared_root, tmp_path):
+    prepared = load_prepared(prepared_root)
+    weights = median_frequency_weights(prepared, ["train"])
+    config = TrainConfig(**{**CONFIG, "epochs": 1, "class_weighting": "median_frequency"})
+    train_set, val_set = build_datasets(prepared, config)
+    common = (resolve_genotype("arch0"), train_set, val_set, prepared.num_classes, config)
+    result = train_model(*common, tmp_path / "w", class_weights=weights)
+    assert load_checkpoint(result.last)["meta"]["class_weights"] == pytest.approx(weights)
+    plain = run(prepared_root, tmp_path / "p", epochs=1)
+    assert result.state.history[0]["loss"] != plain.state.history[0]["loss"]
+    with pytest.raises(ConfigError, match="needs class weights"):
+        train_model(*common, tmp_path / "x")
+    with pytest.raises(ConfigError, match="train.class_weighting"):
+        TrainConfig.from_dict({"class_weighting": "inverse"})
 
 
 KILLED_RUN = """
