@@ -96,12 +96,16 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     removed = []
     for entry in final.parent.iterdir():
         if pattern.match(entry.name):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+            _remove_entry(entry)
             removed.append(entry)
     return removed
+
+
+def _remove_entry(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
 
 
 _ANY_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
@@ -123,10 +127,7 @@ def remove_stale_temps_under(root: str | os.PathLike) -> list[Path]:
     for entry in stale:
         if not entry.exists() and not entry.is_symlink():
             continue  # inside a stale directory removed just before
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        _remove_entry(entry)
         removed.append(entry)
     return removed
 
