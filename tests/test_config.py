@@ -112,6 +112,7 @@ def test_camvid_budget_config_is_the_15_minute_arch0_run():
     assert budget["datasets"]["camvid"]["longer_side"] == 240
     assert (train["architectures"], train["top_k"], train["time_budget_s"]) == (["arch0"], 0, 900)
     assert (train["optimizer"], train["batch_size"], train["crop_size"]) == ("adam", 16, [160, 160])
+    assert train["lr"] == 4.0e-3 and train["class_weighting"] == "none"
 
 
 @pytest.mark.parametrize(
