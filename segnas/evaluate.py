@@ -23,7 +23,7 @@ from .data import PreparedDataset, SegmentationDataset
 from .data.dataset import read_pair
 from .export import export_and_check
 from .facts import count_flops, count_params, measure_latency, state_dict_bytes
-from .fulltrain import BEST, LAST, ResizeInput, load_trained, score_model
+from .fulltrain import BEST, LAST, ResizeInput, load_checkpoint, load_trained, score_model
 from .io import atomic_path, write_json, write_text
 from .predict import colourise, maybe_optimize, predict_labels
 from .progress import Progress
@@ -52,6 +52,22 @@ def pick_checkpoint(model_dir: str | Path, which: str = "best") -> Path:
     if which == "best" and (model_dir / BEST).exists():
         return model_dir / BEST
     return model_dir / LAST
+
+
+def training_history(checkpoint: str | Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-epoch history of the whole training run that wrote ``checkpoint`` (``meta`` as
+    ``load_trained`` returns it).
+
+    ``best.pt`` is saved at its best epoch, so its own history stops there; the run's full
+    history is in the ``last.pt`` beside it (when that is from the same architecture).
+    """
+    checkpoint = Path(checkpoint)
+    last = checkpoint.with_name(LAST)
+    if checkpoint.name != LAST and last.is_file():
+        payload = load_checkpoint(last)
+        if payload["meta"].get("genotype_hash") == meta.get("genotype_hash"):
+            return payload["state"]["history"]
+    return meta["state"]["history"]
 
 
 @dataclass
@@ -200,7 +216,8 @@ def evaluate_checkpoint(
         "pixel_acc": evaluation.scores["pixel_acc"],
         "classes": evaluation.classes,
         "per_class_iou": dict(evaluation.per_class_rows()),
-        "history": meta["state"]["history"],
+        "checkpoint_epoch": meta["state"]["epoch"],
+        "history": training_history(checkpoint, meta),
         **facts,
     }
     if onnx:

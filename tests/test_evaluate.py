@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,18 @@ import torch
 from PIL import Image
 
 from segnas.data import SegmentationDataset, load_prepared, prepare_dataset
-from segnas.evaluate import evaluate_checkpoint, model_facts, pick_checkpoint
+from segnas.evaluate import evaluate_checkpoint, model_facts, pick_checkpoint, training_history
 from segnas.facts import count_params
-from segnas.fulltrain import ResizeInput, TrainConfig, build_datasets, score_model, train_model
+from segnas.fulltrain import (
+    BEST,
+    LAST,
+    ResizeInput,
+    TrainConfig,
+    build_datasets,
+    load_checkpoint,
+    score_model,
+    train_model,
+)
 from segnas.model import build_model
 from segnas.published import resolve_genotype
 
@@ -29,7 +39,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     prepare_dataset("synthetic", dict(spec, image_size=[48, 64]), base / "data", progress=False)
     prepared = load_prepared(base / "data")
     config = TrainConfig(
-        epochs=1, batch_size=4, crop_size=(32, 32), input_size=(24, 32), agg_width=16
+        epochs=2, batch_size=4, crop_size=(32, 32), input_size=(24, 32), agg_width=16
     )
     train_set, val_set = build_datasets(prepared, config)
     train_model(
@@ -75,6 +85,8 @@ def test_evaluate_checkpoint_writes_the_tables(trained, tmp_path):
         name="arch0",
     )
     assert metrics["num_images"] == 3 and metrics["input_size"] == [24, 32]
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert metrics["checkpoint_epoch"] == load_checkpoint(checkpoint)["state"]["epoch"]
     ious = [v for v in metrics["per_class_iou"].values() if v is not None]
     assert metrics["miou"] == pytest.approx(sum(ious) / len(ious))
     rows = (tmp_path / "per_class_iou.csv").read_text().splitlines()
@@ -90,6 +102,23 @@ def test_evaluate_checkpoint_writes_the_tables(trained, tmp_path):
     assert len(strips) == 2
     width, height = Image.open(strips[0]).size
     assert (width, height) == (3 * 64 + 8, 48)
+
+
+def test_history_of_a_best_checkpoint_is_the_whole_run(trained, tmp_path):
+    _, model_dir = trained
+    last = load_checkpoint(model_dir / LAST)
+    history = last["state"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    early_meta = dict(last["meta"], state=dict(last["state"], epoch=1, history=history[:1]))
+    best = tmp_path / BEST
+    shutil.copy(model_dir / LAST, tmp_path / LAST)
+    assert training_history(best, early_meta) == history
+    assert training_history(tmp_path / LAST, early_meta) == history[:1]
+    foreign = dict(last, meta=dict(last["meta"], genotype_hash="another architecture"))
+    torch.save(foreign, tmp_path / LAST)
+    assert training_history(best, early_meta) == history[:1]
+    (tmp_path / LAST).unlink()
+    assert training_history(best, early_meta) == history[:1]
 
 
 def test_model_facts_counts_the_plain_model_and_times_another():
