@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -32,7 +31,8 @@ from .data.prepared import pixel_column
 from .data.transforms import label_tensor
 from .errors import ArtifactError, ConfigError
 from .io import remove_stale_temps_under, save_torch, sha256_json, write_json
-from .metrics import IGNORE_INDEX, ConfusionMatrix
+from .loss import segmentation_loss
+from .metrics import ConfusionMatrix
 from .model import SegmentationNet, build_model
 from .progress import Progress
 from .published import resolve_genotype
@@ -533,13 +533,7 @@ def train_model(
             image = _to_input(image, device, channels_last)
             label = label.to(device, non_blocking=True)
             with _autocast(device, use_amp):
-                logits = model(image)
-                logits = F.interpolate(
-                    logits, size=label.shape[-2:], mode="bilinear", align_corners=False
-                )
-                loss = F.cross_entropy(
-                    logits.float(), label, weight=loss_weight, ignore_index=IGNORE_INDEX
-                )
+                loss = segmentation_loss(model(image).float(), label, weight=loss_weight)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

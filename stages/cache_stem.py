@@ -14,6 +14,7 @@ import torch
 
 from segnas.config import load_params, section
 from segnas.data import build_stem_cache, load_prepared, load_split, read_split_info
+from segnas.device import keep_freed_memory
 from segnas.errors import SegnasError
 from segnas.stem import build_stem
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args(argv)
+    keep_freed_memory()
     torch.use_deterministic_algorithms(True)
     try:
         params = load_params(args.params)

@@ -28,7 +28,7 @@ from segnas.compare import (
     write_samples,
 )
 from segnas.config import load_params, section
-from segnas.device import resolve_device
+from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
 from segnas.search.controller import load_controller, read_checkpoint
 from segnas.search.runner import EvaluatorSpec, SearchConfig
@@ -86,6 +86,7 @@ def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    keep_freed_memory()
     step = args.step or "run"
     start = time.monotonic()
     layout = CompareLayout(OUT_DIR)

@@ -14,7 +14,7 @@ import torch
 
 from segnas.config import load_params, section
 from segnas.data import load_prepared
-from segnas.device import resolve_device
+from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.evaluate import evaluate_checkpoint, pick_checkpoint
 from segnas.fulltrain import LAST, load_checkpoint
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args(argv)
+    keep_freed_memory()
     start = time.monotonic()
     try:
         params = load_params(args.params)

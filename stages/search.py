@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from segnas.config import load_params, section
+from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.io import sha256_file
 from segnas.search.runner import (
@@ -92,14 +93,13 @@ def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    keep_freed_memory()
     step = args.step or "run"
     start = time.monotonic()
     layout = SearchLayout(OUT_DIR)
     try:
         config, spec, params_hash = _setup(args.params)
         if spec.device != "cpu":
-            from segnas.device import resolve_device
-
             spec = EvaluatorSpec(**{**spec.__dict__, "device": str(resolve_device(spec.device))})
         if step == "run":
             if getattr(args, "workers", None) is not None:

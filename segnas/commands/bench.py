@@ -8,14 +8,14 @@ import platform
 import torch
 
 from .. import bench
-from ..device import resolve_device
+from ..device import keep_freed_memory, resolve_device
 from ..errors import ConfigError
 from ..io import write_json
 from ..progress import Progress
 from .arch import parse_size
 
 
-def _header(args: argparse.Namespace, device: torch.device) -> list[str]:
+def _header(args: argparse.Namespace, device: torch.device, kept_freed_memory: bool) -> list[str]:
     try:
         import onnxruntime
 
@@ -27,11 +27,15 @@ def _header(args: argparse.Namespace, device: torch.device) -> list[str]:
         f"python {platform.python_version()}, torch {torch.__version__}, onnxruntime {ort_version}",
         f"threads: {torch.get_num_threads()}, warm-up {args.warmup}, repeats {args.repeats}, "
         f"GEMM {bench.GEMM_SIZE}x{bench.GEMM_SIZE} interleaved with every timed run",
+        "malloc: freed memory kept for reuse"
+        if kept_freed_memory
+        else "malloc: system default (freed memory returned to the system)",
     ]
 
 
 def _run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    kept = keep_freed_memory()
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
@@ -76,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
                 extra=f"{arch} {size[0]}x{size[1]} {path}: "
                 f"{result.timing.median_ms:.1f} ms, {result.ratio:.2f}x floor"
             )
-        header = _header(args, device)
+        header = _header(args, device, kept)
     header.append(f"load average (1/5/15 min): {load_before} before, {bench.load_average()} after")
     print("\n".join(header))
     print()

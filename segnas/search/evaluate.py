@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ArtifactError, ConfigError, SegnasError
 from ..facts import count_flops, count_params, measure_latency
-from ..metrics import IGNORE_INDEX, ConfusionMatrix, reward_from_scores
+from ..loss import segmentation_loss
+from ..metrics import ConfusionMatrix, reward_from_scores
 from ..model import SegmentationNet, build_model
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
 
@@ -301,9 +301,7 @@ def _deterministic(threads: int, device: torch.device) -> Iterator[None]:
 
 
 def _loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    if logits.shape[-2:] != labels.shape[-2:]:
-        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-    loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+    loss = segmentation_loss(logits, labels)
     if not torch.isfinite(loss):
         raise Diverged(f"training loss became {float(loss.detach())}")
     return loss

@@ -22,6 +22,8 @@ from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from ..device import keep_freed_memory
+
 WORKER_DIED_REASON = (
     "the worker process died twice while evaluating it (killed by the OS, crashed or out of "
     "memory); it was retried once in a new process"
@@ -29,7 +31,9 @@ WORKER_DIED_REASON = (
 
 
 def _started() -> int:
-    """The first task of every worker process: proves that it started."""
+    """The first task of every worker process: keeps freed memory for reuse (as the stages do,
+    ``segnas.device.keep_freed_memory``) and proves that it started."""
+    keep_freed_memory()
     return os.getpid()
 
 
