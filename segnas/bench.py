@@ -274,6 +274,8 @@ def make_train_step(
     """A closure doing one Adam step (forward, loss, backward, update) on a fixed random batch.
 
     Adam is what the search uses; its update is elementwise and cheap next to the convolutions.
+    The logits are made NCHW-contiguous before the loss: upsampling and the class-wise
+    log-softmax of a channels_last map cost about 20% more, forward and backward.
     """
     device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
