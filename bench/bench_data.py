@@ -31,6 +31,7 @@ from segnas.data import (
     read_pair,
 )
 from segnas.data.transforms import normalize_image
+from segnas.device import keep_freed_memory
 from segnas.model import SEARCH_CONFIG, build_model
 from segnas.published import resolve_genotype
 
@@ -183,6 +184,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=64, help="cached samples for phase 1")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
+    keep_freed_memory()
     torch.set_num_threads(args.threads)
     crop = tuple(args.crop)
     with tempfile.TemporaryDirectory(prefix="bench_data.") as tmp:
