@@ -27,11 +27,12 @@ print(kept, resident_mb() - before > 200)
 
 # Three seeded SGD steps of a small network; prints a digest of the trained weights.
 _TRAINED_DIGEST = """
-import hashlib, torch
+import torch
 from segnas.device import keep_freed_memory
 from segnas.loss import segmentation_loss
 from segnas.model import build_model
 from segnas.published import resolve_genotype
+from segnas.stem import stem_state_hash
 keep_freed_memory()
 torch.set_num_threads(1)
 model = build_model(resolve_genotype("arch0"), num_classes=5, seed=0, agg_width=16)
@@ -43,10 +44,7 @@ for _ in range(3):
     optimizer.zero_grad()
     segmentation_loss(model(images), labels).backward()
     optimizer.step()
-digest = hashlib.sha256()
-for tensor in model.state_dict().values():
-    digest.update(tensor.numpy().tobytes())
-print(digest.hexdigest())
+print(stem_state_hash(model))
 """
 
 
