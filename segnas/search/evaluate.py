@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -285,7 +285,7 @@ class Diverged(RuntimeError):
 
 
 @contextlib.contextmanager
-def _deterministic(threads: int, device: torch.device) -> Iterator[None]:
+def deterministic(threads: int, device: torch.device) -> Iterator[None]:
     """``threads`` torch threads and deterministic algorithms (on CUDA, where bilinear
     upsampling has no deterministic backward, only a warning), restored afterwards."""
     previous_threads = torch.get_num_threads()
@@ -320,8 +320,17 @@ def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Ten
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+AfterEpoch = Callable[[int], None]
+"""Called at the end of each epoch of a training phase with the number of epochs done."""
+
+
 def train_phase1(
-    model: SegmentationNet, data: EvalData, setup: EvalSetup, seed: int, device: torch.device
+    model: SegmentationNet,
+    data: EvalData,
+    setup: EvalSetup,
+    seed: int,
+    device: torch.device,
+    after_epoch: AfterEpoch | None = None,
 ) -> None:
     """Decoder-only training on the cached stem outputs."""
     decoder = model.decoder
@@ -337,10 +346,17 @@ def train_phase1(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
 
 
 def train_phase2(
-    model: SegmentationNet, data: EvalData, setup: EvalSetup, seed: int, device: torch.device
+    model: SegmentationNet,
+    data: EvalData,
+    setup: EvalSetup,
+    seed: int,
+    device: torch.device,
+    after_epoch: AfterEpoch | None = None,
 ) -> None:
     """End-to-end training on meta-train images with random scale, crop and flip."""
     from ..data import SegmentationDataset, TrainTransform
@@ -363,6 +379,8 @@ def train_phase2(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
 
 
 @torch.no_grad()
@@ -391,6 +409,26 @@ def _failure_status(exc: BaseException) -> str:
     return STATUS_ERROR
 
 
+def build_search_network(
+    genotype: Genotype,
+    setup: EvalSetup,
+    data: EvalData,
+    seed: int,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> SegmentationNet:
+    """The search-time network of ``genotype``: seeded decoder, stem weights of the cache."""
+    model = build_model(
+        genotype,
+        data.num_classes,
+        setup.agg_width,
+        setup.sep_conv_units,
+        space=space,
+        seed=derive_seed(seed, "init"),
+    )
+    model.stem.load_state_dict(data.stem_state)
+    return model
+
+
 def evaluate_architecture(
     genotype: Genotype,
     setup: EvalSetup,
@@ -417,18 +455,10 @@ def evaluate_architecture(
         seconds[name] = seconds.get(name, 0.0) + now - since
         return now
 
-    with _deterministic(setup.threads, device):
+    with deterministic(setup.threads, device):
         mark = start
         try:
-            model = build_model(
-                genotype,
-                data.num_classes,
-                setup.agg_width,
-                setup.sep_conv_units,
-                space=space,
-                seed=derive_seed(seed, "init"),
-            )
-            model.stem.load_state_dict(data.stem_state)
+            model = build_search_network(genotype, setup, data, seed, space)
             result.params = count_params(model)
             result.flops = count_flops(model, setup.input_size)
             model = model.to(device)
