@@ -21,9 +21,10 @@ from torch import nn
 
 from .data import PreparedDataset, SegmentationDataset
 from .data.dataset import read_pair
-from .export import export_and_check
+from .export import OnnxCheck, export_and_check
 from .facts import count_flops, count_params, measure_latency, state_dict_bytes
 from .fulltrain import BEST, LAST, ResizeInput, load_checkpoint, load_trained, score_model
+from .inference import OnnxRuntimeModel
 from .io import atomic_path, write_json, write_text
 from .predict import colourise, maybe_optimize, predict_labels
 from .progress import Progress
@@ -175,6 +176,26 @@ def save_qualitative(
     return written
 
 
+def export_for_inference(
+    model: nn.Module,
+    fast: nn.Module,
+    path: Path,
+    input_size: tuple[int, int],
+    tolerance: float,
+) -> OnnxCheck:
+    """Export the network that inference runs to ``path``, checked against ``model``'s logits.
+
+    When ``fast`` runs ONNX Runtime, the export is of its BatchNorm-folded network and ``fast``
+    runs batch-1 inputs of ``input_size`` with that very file, so each model is exported once
+    for its evaluation; otherwise ``model`` itself is exported.
+    """
+    if not isinstance(fast, OnnxRuntimeModel):
+        return export_and_check(model, path, input_size, tolerance)
+    check = export_and_check(fast.net, path, input_size, tolerance, reference=model)
+    fast.add_session(path.read_bytes(), (1, 3, *input_size))
+    return check
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     prepared: PreparedDataset,
@@ -198,6 +219,11 @@ def evaluate_checkpoint(
     size = tuple(input_size) if input_size else meta["config"].get("input_size")
     size = tuple(size) if size else None
     fast, path_name = maybe_optimize(model, optimized)
+    check = None
+    if onnx:
+        first = prepared.index[prepared.index["id"] == prepared.ids(split)[0]].iloc[0]
+        onnx_size = size or (int(first["height"]), int(first["width"]))
+        check = export_for_inference(model, fast, out_dir / "model.onnx", onnx_size, onnx_tolerance)
     evaluation = evaluate_split(fast, prepared, split, size, device, log_name=f"evaluate {name}")
     facts = model_facts(model, device, latency_sizes, repeats=latency_repeats, timed=fast)
     metrics: dict[str, Any] = {
@@ -220,10 +246,7 @@ def evaluate_checkpoint(
         "history": training_history(checkpoint, meta),
         **facts,
     }
-    if onnx:
-        first = prepared.index[prepared.index["id"] == prepared.ids(split)[0]].iloc[0]
-        onnx_size = size or (int(first["height"]), int(first["width"]))
-        check = export_and_check(model, out_dir / "model.onnx", onnx_size, onnx_tolerance)
+    if check is not None:
         metrics["onnx"] = check.to_dict()
     if qualitative:
         ids = prepared.ids(split)

@@ -109,8 +109,11 @@ def export_and_check(
     input_size: tuple[int, int],
     tolerance: float = 1e-3,
     seed: int = 0,
+    reference: nn.Module | None = None,
 ) -> OnnxCheck:
-    """Export ``model`` to ``path`` and compare onnxruntime with PyTorch."""
+    """Export ``model`` to ``path`` and compare onnxruntime with PyTorch's ``reference`` (by
+    default ``model`` itself; e.g. the trained network when ``model`` is its inference copy)."""
     path = export_onnx(model, path, input_size)
-    diff = onnx_max_abs_diff(model, path, input_size, seed)
+    reference = model if reference is None else reference
+    diff = onnx_max_abs_diff(reference, path, input_size, seed)
     return OnnxCheck(path, tuple(input_size), diff, tolerance)

@@ -215,22 +215,26 @@ class OnnxRuntimeModel(nn.Module):
 
     def session(self, x: torch.Tensor) -> object:
         """The ONNX Runtime session for inputs shaped like ``x`` (built on first use)."""
+        key = self._key(x)
+        if key not in self.sessions:
+            self.add_session(export_onnx_bytes(self.net, torch.zeros_like(x)), tuple(x.shape))
+        return self.sessions[key]
+
+    def add_session(self, model_bytes: bytes, shape: tuple[int, ...]) -> None:
+        """Run inputs of ``shape`` with ``model_bytes``, an ONNX export of :attr:`net` for that
+        shape (e.g. the one an evaluation saves), instead of exporting it again."""
         import onnxruntime as ort
 
-        key = self._key(x)
-        threads = key[1]
-        if key not in self.sessions:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.log_severity_level = 3
-            model_bytes = export_onnx_bytes(self.net, torch.zeros_like(x))
-            self.sessions[key] = ort.InferenceSession(
-                model_bytes, options, providers=["CPUExecutionProvider"]
-            )
-        return self.sessions[key]
+        threads = torch.get_num_threads()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.sessions[tuple(shape), threads] = ort.InferenceSession(
+            model_bytes, options, providers=["CPUExecutionProvider"]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu" or x.dtype != torch.float32:

@@ -85,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                 class_weights=class_weights,
             )
             summary = result.summary()
+            val_miou = summary["final_val_miou"]
+            val = "no val split" if val_miou is None else f"val mIoU {100 * val_miou:.2f}%"
             print(
                 f"train: {name}: {summary['epochs']} epochs, {summary['train_seconds']:.0f} s "
-                f"training, final loss {summary['final_loss']:.4f}, "
-                f"val mIoU {summary['final_val_miou']} -> {out_dir}"
+                f"training, final loss {summary['final_loss']:.4f}, {val} -> {out_dir}"
             )
     except SegnasError as exc:
         print(f"train: error: {exc}", file=sys.stderr)

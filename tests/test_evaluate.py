@@ -104,6 +104,33 @@ def test_evaluate_checkpoint_writes_the_tables(trained, tmp_path):
     assert (width, height) == (3 * 64 + 8, 48)
 
 
+def test_the_saved_onnx_file_is_what_evaluation_runs(trained, tmp_path, monkeypatch):
+    import segnas.export as export
+    import segnas.inference as inference
+
+    exports = []
+    real = export.export_onnx
+    monkeypatch.setattr(export, "export_onnx", lambda *a, **k: exports.append(a) or real(*a, **k))
+    monkeypatch.setattr(
+        inference, "export_onnx_bytes", lambda *a: pytest.fail("exported a second time")
+    )
+    data_root, model_dir = trained
+    metrics = evaluate_checkpoint(
+        pick_checkpoint(model_dir, "best"),
+        load_prepared(data_root),
+        "test",
+        tmp_path,
+        CPU,
+        latency_sizes=[[24, 32]],
+        latency_repeats=1,
+        qualitative=1,
+        name="arch0",
+    )
+    assert len(exports) == 1 and metrics["inference_path"] == "optimized"
+    assert metrics["onnx"]["ok"] and metrics["onnx"]["input_size"] == [24, 32]
+    assert len(list((tmp_path / "qualitative").glob("*.png"))) == 1
+
+
 def test_history_of_a_best_checkpoint_is_the_whole_run(trained, tmp_path):
     _, model_dir = trained
     last = load_checkpoint(model_dir / LAST)
