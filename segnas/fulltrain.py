@@ -11,7 +11,6 @@ val mIoU go to DVCLive.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
@@ -22,25 +21,30 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data import PreparedDataset, SegmentationDataset, TrainTransform, normalize_image
-from .data.prepared import pixel_column
-from .data.transforms import label_tensor
+from .checkpoint import (
+    BEST,
+    CHECKPOINT_FORMAT,
+    LAST,
+    TrainState,
+    check_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .data.dataset import SegmentationDataset
+from .data.prepared import PreparedDataset, pixel_column
+from .data.transforms import TrainTransform
 from .errors import ArtifactError, ConfigError
-from .io import remove_stale_temps_under, save_torch, sha256_json, write_json
+from .io import remove_stale_temps_under, sha256_json, write_json
 from .loss import segmentation_loss
-from .metrics import ConfusionMatrix
-from .model import SegmentationNet, build_model
+from .model import build_model
 from .progress import Progress
 from .published import resolve_genotype
+from .scoring import ResizeInput, amp_autocast, score_model, to_device_input
 from .space import Genotype
 
-CHECKPOINT_FORMAT = 1
-LAST = "last.pt"
-BEST = "best.pt"
 OPTIMIZERS = ("sgd", "adam")
 CLASS_WEIGHTINGS = ("none", "median_frequency")
 
@@ -149,66 +153,6 @@ def poly_lr(base_lr: float, progress: float, power: float = 0.9) -> float:
     return base_lr * (1.0 - min(max(progress, 0.0), 1.0)) ** power
 
 
-class ResizeInput:
-    """Eval transform: resize only the image to ``size`` (H, W); the label keeps its size.
-
-    Predictions are upsampled to the label, so metrics are computed at label resolution.
-    """
-
-    def __init__(self, size: Sequence[int] | None = None) -> None:
-        self.size = None if size is None else (int(size[0]), int(size[1]))
-
-    def __call__(
-        self, image: Image.Image, label: Image.Image, index: int = 0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.size is not None and (image.height, image.width) != self.size:
-            image = image.resize((self.size[1], self.size[0]), Image.BILINEAR)
-        return normalize_image(image), label_tensor(label)
-
-
-def prepare_image(image: Image.Image, size: Sequence[int] | None) -> torch.Tensor:
-    """An RGB PIL image -> normalised (1, 3, H, W) batch, resized to ``size`` when given."""
-    image = image.convert("RGB")
-    if size is not None and (image.height, image.width) != tuple(size):
-        image = image.resize((int(size[1]), int(size[0])), Image.BILINEAR)
-    return normalize_image(np.asarray(image)).unsqueeze(0)
-
-
-def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def _to_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-@torch.no_grad()
-def score_model(
-    model: nn.Module,
-    dataset: Dataset,
-    num_classes: int,
-    device: torch.device,
-    channels_last: bool = False,
-    amp: bool = False,
-    progress: Progress | None = None,
-) -> ConfusionMatrix:
-    """Confusion matrix of ``model`` over ``dataset`` (one image at a time, logits upsampled to
-    the label size)."""
-    model.eval()
-    confusion = ConfusionMatrix(num_classes)
-    loader = DataLoader(dataset, batch_size=1, shuffle=False)
-    for image, label in loader:
-        with _autocast(device, amp):
-            logits = model(_to_input(image, device, channels_last))
-        confusion.update(logits.float(), label)
-        if progress is not None:
-            progress.update()
-    return confusion
-
-
 def build_datasets(
     prepared: PreparedDataset,
     config: TrainConfig,
@@ -225,19 +169,6 @@ def build_datasets(
             prepared, prepared.ids(val_split), ResizeInput(config.input_size)
         )
     return train_set, val_set
-
-
-@dataclass
-class TrainState:
-    """What a checkpoint restores besides the weights."""
-
-    epoch: int = 0
-    iteration: int = 0
-    train_seconds: float = 0.0
-    best_miou: float = -1.0
-    best_epoch: int = -1
-    finished: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def checkpoint_meta(
@@ -260,85 +191,6 @@ def checkpoint_meta(
         "palette": [list(int(v) for v in c) for c in palette],
         "dataset": dataset,
     }
-
-
-def save_checkpoint(
-    path: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None,
-    scaler: torch.amp.GradScaler | None,
-    meta: dict[str, Any],
-    state: TrainState,
-) -> None:
-    """Atomically write a checkpoint (weights on CPU, optimizer state, meta, progress)."""
-    payload = {
-        "meta": meta,
-        "state": asdict(state),
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scaler": scaler.state_dict() if scaler is not None else None,
-    }
-    save_torch(path, payload)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"checkpoint {path} does not exist; run the train stage first")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file: torch raises many types
-        raise ArtifactError(f"checkpoint {path} cannot be read ({exc}); delete it") from exc
-    if not isinstance(payload, dict) or payload.get("meta", {}).get("format") != CHECKPOINT_FORMAT:
-        raise ArtifactError(
-            f"{path} is not a segnas training checkpoint (format {CHECKPOINT_FORMAT}); delete it"
-        )
-    return payload
-
-
-def check_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Refuse to resume from a checkpoint of another architecture or other params."""
-    stored = payload["meta"]
-    for key, what in (("genotype_hash", "architecture"), ("params_hash", "training params")):
-        if stored.get(key) != meta[key]:
-            raise ArtifactError(
-                f"{path} was written for another {what} ({key} {stored.get(key)} != "
-                f"{meta[key]}); delete {path.parent} to start over, or restore the params "
-                "it was trained with"
-            )
-
-
-def load_trained(
-    path: str | Path, device: torch.device | str = "cpu"
-) -> tuple[SegmentationNet, dict[str, Any]]:
-    """Rebuild the network stored in a training checkpoint; returns (model in eval mode, meta)."""
-    payload = load_checkpoint(path)
-    meta = payload["meta"]
-    config = meta["config"]
-    genotype = resolve_genotype(meta["genotype"])
-    model = build_model(
-        genotype,
-        num_classes=meta["num_classes"],
-        agg_width=config["agg_width"],
-        sep_conv_units=config["sep_conv_units"],
-        stem_weights="none",
-    )
-    if genotype.hash != meta.get("genotype_hash"):
-        raise ArtifactError(
-            f"{path}: its genotype {meta['genotype']!r} has hash {genotype.hash}, but the "
-            f"checkpoint says {meta.get('genotype_hash')}; the file is inconsistent, retrain it"
-        )
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise ArtifactError(
-            f"{path}: its weights do not fit architecture {genotype.hash} ({first_line}); "
-            "the checkpoint holds another architecture's weights, retrain it"
-        ) from exc
-    info = dict(meta, state=payload["state"])
-    return model.to(device).eval(), info
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -530,9 +382,9 @@ def train_model(
             lr = poly_lr(config.lr, budget_progress(), config.poly_power)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            image = _to_input(image, device, channels_last)
+            image = to_device_input(image, device, channels_last)
             label = label.to(device, non_blocking=True)
-            with _autocast(device, use_amp):
+            with amp_autocast(device, use_amp):
                 loss = segmentation_loss(model(image).float(), label, weight=loss_weight)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:

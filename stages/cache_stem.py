@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 
 from segnas.config import load_params, section
-from segnas.data import build_stem_cache, load_prepared, load_split, read_split_info
+from segnas.data.prepared import load_prepared
+from segnas.data.split import load_split, read_split_info
+from segnas.data.stem_cache import build_stem_cache
 from segnas.device import keep_freed_memory
 from segnas.errors import SegnasError
 from segnas.stem import build_stem

@@ -63,7 +63,7 @@ def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
     device = str(resolve_device(str(params.get("device", "cpu"))))
     base = EvaluatorSpec(search.objective, search.eval, search.target, device=device)
     if search.objective == "train":
-        from segnas.data import read_split_info
+        from segnas.data.split import read_split_info
 
         dataset = read_split_info(SPLIT_DIR)["dataset"]
         base = EvaluatorSpec(

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
+from segnas.checkpoint import LAST, load_checkpoint
 from segnas.config import load_params, section
-from segnas.data import load_prepared
+from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.evaluate import evaluate_checkpoint, pick_checkpoint
-from segnas.fulltrain import LAST, load_checkpoint
 from segnas.io import write_json
 
 MODELS = Path("models")

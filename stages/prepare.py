@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from segnas.config import load_params, section
-from segnas.data import prepare_dataset
+from segnas.data.prepare import prepare_dataset
 from segnas.errors import SegnasError
 
 OUT_ROOT = Path("data/prepared")

@@ -74,7 +74,7 @@ def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
     extra: dict = {}
     spec = EvaluatorSpec(config.objective, config.eval, config.target)
     if config.objective == "train":
-        from segnas.data import read_split_info
+        from segnas.data.split import read_split_info
 
         dataset = read_split_info(SPLIT_DIR)["dataset"]
         extra = {"data": _data_fingerprint(), "stem_weights": stem_weights}

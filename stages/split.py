@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from segnas.config import load_params, section
-from segnas.data import load_prepared, stable_split, write_split
+from segnas.data.prepared import load_prepared
+from segnas.data.split import stable_split, write_split
 from segnas.errors import ConfigError, SegnasError
 
 PREPARED_ROOT = Path("data/prepared")

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from segnas.config import load_params, section
-from segnas.data import load_prepared
+from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.fulltrain import (

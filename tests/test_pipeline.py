@@ -185,6 +185,18 @@ def test_dvc_code_deps_are_exactly_the_imported_modules(stage):
     assert code == expected, f"update dvc.yaml from `segnas repro-deps {stage}`"
 
 
+def _stages_importing(module: str) -> set[str]:
+    return {stage for stage in STAGES if module in _code_and_data_deps(stage)[0]}
+
+
+def test_stem_cache_code_is_not_a_dependency_of_prepare_or_split():
+    assert _stages_importing("segnas/data/stem_cache.py") == {"cache_stem", "search", "compare"}
+
+
+def test_training_loop_is_a_dependency_of_train_only():
+    assert _stages_importing("segnas/fulltrain.py") == {"train"}
+
+
 def test_dvc_data_deps_are_upstream_outputs():
     stages = dvc_stages(REPO)
     produced: set[str] = set()
@@ -337,6 +349,30 @@ def test_dvc_reruns_only_what_a_change_affects(dvc_clean):
     _change_search_seed(workspace)
     ran = dvc_repro(workspace)
     assert ran[0] == "search" and set(ran) == SEARCH_ONWARD, ran
+
+
+def _dvc_status_after_editing(workspace: Path, module: str) -> set[str]:
+    """The stages ``dvc status`` lists as changed once ``module`` gets one more line."""
+    path = workspace / module
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# edited\n")
+    try:
+        status = _run(["dvc", "status"], workspace)
+    finally:
+        path.write_bytes(original)
+    return set(re.findall(r"^(\w+):$", status, flags=re.MULTILINE))
+
+
+@pytest.mark.slow
+def test_dvc_status_lists_only_the_stages_that_import_an_edited_module(dvc_clean):
+    workspace = dvc_clean[0]
+    assert _dvc_status_after_editing(workspace, "segnas/data/stem_cache.py") == {
+        "cache_stem",
+        "search",
+        "compare",
+    }
+    assert _dvc_status_after_editing(workspace, "segnas/fulltrain.py") == {"train"}
+    assert "up to date" in _run(["dvc", "status"], workspace)
 
 
 @pytest.mark.slow

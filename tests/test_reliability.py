@@ -325,8 +325,8 @@ def _evil_checkpoint(path: Path, marker: Path) -> Path:
 
 
 def test_untrusted_pickles_are_refused_everywhere_with_a_clear_message(tmp_path, data_project):
-    from segnas.data import open_stem_cache
-    from segnas.fulltrain import load_checkpoint
+    from segnas.checkpoint import load_checkpoint
+    from segnas.data.stem_cache import open_stem_cache
     from segnas.search.controller import read_checkpoint
 
     marker = tmp_path / "pwned"
@@ -425,7 +425,7 @@ def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_
 
 
 def test_stem_cache_of_other_crop_settings_is_refused_by_the_expected_header(data_project):
-    from segnas.data import open_stem_cache
+    from segnas.data.stem_cache import open_stem_cache
 
     with pytest.raises(ArtifactError, match=r"crop_size is \[32, 32\] but \[96, 96\]"):
         open_stem_cache("cache/stem", expected={"crop_size": [96, 96]})
@@ -434,7 +434,7 @@ def test_stem_cache_of_other_crop_settings_is_refused_by_the_expected_header(dat
 
 
 def test_trained_checkpoint_with_weights_of_another_architecture_is_named(tmp_path):
-    from segnas.fulltrain import CHECKPOINT_FORMAT, load_trained
+    from segnas.checkpoint import CHECKPOINT_FORMAT, load_trained
     from segnas.model import build_model
     from segnas.published import resolve_genotype
 
