@@ -293,6 +293,12 @@ def test_two_clean_runs_give_identical_output_hashes(dvc_clean, snakemake_clean)
         assert not differing, f"{stage}: {differing[:10]}"
 
 
+@pytest.mark.slow
+def test_snakemake_has_nothing_to_do_after_dvc_repro(dvc_clean):
+    """No stage rewrites a file after a job downstream of it read it: the engines agree."""
+    assert snakemake_plan(dvc_clean[0]) == []
+
+
 def _git_tracked_outputs(dvc_yaml: Path) -> list[str]:
     """Outputs, metrics and plots declared with ``cache: false`` (versioned by git, not DVC)."""
     stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
