@@ -18,14 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segnas.commands.repro import (
-    STAGES,
-    copy_sources,
-    dvc_stages,
-    expand_deps,
-    stage_code_deps,
-    stage_hashes,
-)
+from segnas.pipeline.deps import expand_deps, stage_code_deps
+from segnas.pipeline.digests import stage_hashes
+from segnas.pipeline.dvcfile import dvc_stages
+from segnas.pipeline.reference import copy_sources
+from segnas.pipeline.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

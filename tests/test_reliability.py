@@ -571,7 +571,7 @@ UNIT_FILES = (
     "compare/samples.json",
     "compare/evals/*.json",
 )
-# Wall-clock files: compared without their wall-clock fields (segnas.commands.repro's
+# Wall-clock files: compared without their wall-clock fields (segnas.pipeline.digests'
 # canonical digest drops JSON keys / CSV columns / checkpoint entries such as ``seconds``,
 # ``train_seconds``, ``latency_ms``) or, for the whole-file timing tables, only for presence.
 WALL_CLOCK_FIELDS = (
@@ -696,7 +696,7 @@ def _kill_at_random(
 
 
 def _same(clean: Path, chaos: Path, rel: str) -> bool:
-    from segnas.commands.repro import canonical_digest
+    from segnas.pipeline.digests import canonical_digest
 
     path = Path(rel)
     if any(path.match(p) for p in WALL_CLOCK_FILES):

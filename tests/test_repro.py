@@ -10,15 +10,9 @@ import torch
 import yaml
 
 from segnas.cli import main
-from segnas.commands.repro import (
-    canonical_digest,
-    collapse_deps,
-    compare_metrics,
-    expand_deps,
-    format_table,
-    stage_code_deps,
-    tree_digest,
-)
+from segnas.pipeline.deps import collapse_deps, expand_deps, stage_code_deps
+from segnas.pipeline.digests import canonical_digest, tree_digest
+from segnas.pipeline.reference import compare_metrics, format_table
 
 REPO = Path(__file__).resolve().parents[1]
 

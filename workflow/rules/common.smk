@@ -1,9 +1,9 @@
 # Shared helpers for the segnas rules: params validation, per-rule params and code dependencies.
 import json
 
-from segnas.commands.repro import stage_code_deps
 from segnas.config import load_params, validate_params
 from segnas.errors import SegnasError
+from segnas.pipeline.deps import stage_code_deps
 
 PARAMS_FILE = "params.yaml"
 
