@@ -20,23 +20,13 @@ import yaml
 
 from segnas.pipeline.deps import expand_deps, stage_code_deps
 from segnas.pipeline.digests import stage_hashes
-from segnas.pipeline.dvcfile import dvc_stages
+from segnas.pipeline.dvcgen import dvc_stages, render_dvc_yaml
 from segnas.pipeline.reference import copy_sources
-from segnas.pipeline.stages import STAGES
+from segnas.pipeline.stages import REGISTRY, STAGES
+from segnas.pipeline.stages import stage as registered
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# The params sections each stage reads (docs/architecture.md).
-STAGE_PARAMS = {
-    "prepare": {"seed", "datasets"},
-    "split": {"seed", "split"},
-    "cache_stem": {"seed", "stem", "cache_stem"},
-    "search": {"seed", "device", "stem", "search"},
-    "compare": {"seed", "device", "stem", "search", "compare"},
-    "train": {"seed", "device", "stem", "train"},
-    "evaluate": {"device", "evaluate"},
-    "report": {"report"},
-}
 TRAIN_KEY = "train.lr"
 SEARCH_SEED_KEY = "search.seed"
 
@@ -156,9 +146,15 @@ def test_dvc_has_the_eight_stages_in_order_with_their_commands():
         assert spec["cmd"] == f"python stages/{name}.py --params params.yaml"
 
 
+def test_committed_dvc_yaml_is_the_generated_one():
+    committed = (REPO / "dvc.yaml").read_text(encoding="utf-8")
+    assert committed == render_dvc_yaml(REPO), "dvc.yaml is stale: run `segnas dvc-yaml`"
+
+
 def test_dvc_params_are_the_sections_each_stage_reads():
     for name, spec in dvc_stages(REPO).items():
-        assert {str(p).split(".")[0] for p in spec["params"]} == STAGE_PARAMS[name], name
+        sections = list(dict.fromkeys(str(p).split(".")[0] for p in spec["params"]))
+        assert sections == list(registered(name).sections), name
 
 
 def test_dvc_params_leave_out_only_how_a_stage_runs():
@@ -166,11 +162,19 @@ def test_dvc_params_leave_out_only_how_a_stage_runs():
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     for name, spec in dvc_stages(REPO).items():
         listed = {str(p) for p in spec["params"]}
-        for section in STAGE_PARAMS[name]:
+        for section in registered(name).sections:
             if section in listed:
                 continue
             keys = {f"{section}.{key}" for key in params[section]}
-            assert keys - listed <= {f"{section}.workers", f"{section}.progress_interval"}, name
+            run_only = {k for k in registered(name).run_only if k.startswith(f"{section}.")}
+            assert run_only and keys - listed == run_only, name
+
+
+def test_docs_stage_table_lists_the_registered_sections():
+    table = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| (\w+) \| ([^|]+) \|", table, flags=re.MULTILINE))
+    for spec in REGISTRY:
+        assert rows[spec.name].strip() == ", ".join(f"`{s}`" for s in spec.sections), spec.name
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -12,7 +12,7 @@ from typing import Any
 from ..config import flatten
 from ..errors import SegnasError
 from ..io import read_json, sha256_file, sha256_json
-from .dvcfile import metric_files, stage_outputs
+from .stages import metric_files, stage_outputs
 
 # Files an engine writes into output directories for its own bookkeeping.
 IGNORED_NAMES = frozenset({".snakemake_timestamp"})
@@ -107,9 +107,9 @@ def tree_digest(root: str | Path, outputs: list[str]) -> tuple[str, dict[str, st
 
 
 def stage_hashes(root: str | Path = ".") -> dict[str, dict[str, Any]]:
-    """``{stage: {"sha256": ..., "files": {path: sha256}}}`` for every stage of ``dvc.yaml``."""
+    """``{stage: {"sha256": ..., "files": {path: sha256}}}`` for every registered stage."""
     result = {}
-    for stage, outs in stage_outputs(root).items():
+    for stage, outs in stage_outputs().items():
         digest, files = tree_digest(root, outs)
         result[stage] = {"sha256": digest, "files": files}
     return result
@@ -119,7 +119,7 @@ def numeric_metrics(root: str | Path = ".") -> dict[str, float]:
     """``{"<file>:<dotted key>": value}`` for every number in the declared metrics files
     (wall-clock measurements left out, see ``VOLATILE``)."""
     values: dict[str, float] = {}
-    for name in metric_files(root):
+    for name in metric_files():
         data = read_json(Path(root) / name)
         if not isinstance(data, dict):
             continue

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SegnasError
-from .dvcfile import dvc_stages
+from .stages import REGISTRY
 
 REFERENCE = Path("workflow/reference/quickstart_metrics.json")
 # Across CPU models (e.g. Intel AVX-512 vs AMD EPYC) oneDNN rounds differently and the short
@@ -82,12 +82,12 @@ def copy_sources(source: Path, target: Path) -> None:
 
 
 def run_stages(workdir: Path, log=sys.stderr) -> None:
-    """Run every ``dvc.yaml`` stage command in order inside ``workdir``."""
+    """Run every registered stage's command in order inside ``workdir``."""
     env = dict(os.environ, PYTHONHASHSEED="0")
-    for name, spec in dvc_stages(workdir).items():
+    for stage in REGISTRY:
         start = time.monotonic()
-        print(f"[repro-check] stage {name}: {spec['cmd']}", file=log, flush=True)
-        done = subprocess.run(spec["cmd"], shell=True, cwd=workdir, env=env, check=False)
+        print(f"[repro-check] stage {stage.name}: {stage.cmd}", file=log, flush=True)
+        done = subprocess.run(stage.cmd, shell=True, cwd=workdir, env=env, check=False)
         if done.returncode != 0:
-            raise SegnasError(f"stage {name} failed (exit {done.returncode}) in {workdir}")
-        print(f"[repro-check] stage {name} done in {time.monotonic() - start:.1f}s", file=log)
+            raise SegnasError(f"stage {stage.name} failed (exit {done.returncode}) in {workdir}")
+        print(f"[repro-check] stage {stage.name} done in {time.monotonic() - start:.1f}s", file=log)
