@@ -70,6 +70,7 @@ def test_local_search_writes_reproducible_logs(project):
     assert controller.hidden_size == 100
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_equals_the_uninterrupted_run(project):
     _fresh(project)
     command = [sys.executable, str(REPO / "stages" / "search.py"), "run", "--workers", "2"]
@@ -101,6 +102,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(project):
     _same_outputs(project)
 
 
+@pytest.mark.slow
 def test_snakemake_fan_out_equals_the_local_pool(project):
     _fresh(project)
     (project / "Snakefile").write_text(SNAKEFILE)
