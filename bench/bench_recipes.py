@@ -46,7 +46,7 @@ from segnas.data.split import read_split_info
 from segnas.device import keep_freed_memory
 from segnas.io import read_json, write_json, write_text
 from segnas.metrics import reward_from_scores
-from segnas.search.evaluate import (
+from segnas.search.reward import (
     EvalData,
     EvalSetup,
     build_search_network,

@@ -407,7 +407,7 @@ def test_damaged_prepared_files_and_split_are_named(data_project, capsys):
 
 def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_path):
     """The search data loader compares the configured stem weights with the cache header's."""
-    from segnas.search.evaluate import EvalData
+    from segnas.search.reward import EvalData
 
     other = tmp_path / "other_stem.pt"
     torch.manual_seed(123)
@@ -478,7 +478,7 @@ class DyingOnceSpec(EvaluatorSpec):
 def test_a_dying_worker_is_retried_once_and_the_search_goes_on(tmp_path):
     import io
 
-    from segnas.search.evaluate import EvalSetup
+    from segnas.search.reward import EvalSetup
     from segnas.search.runner import SearchConfig, SearchLayout, params_hash_of, run_search
 
     config = SearchConfig(seed=0, rounds=1, archs_per_round=2, objective="target", workers=2)
@@ -521,7 +521,7 @@ class AlwaysDyingSpec(EvaluatorSpec):
 def test_an_evaluation_whose_worker_dies_twice_is_recorded_as_worker_died(tmp_path):
     import io
 
-    from segnas.search.evaluate import EvalSetup, derive_seed
+    from segnas.search.reward import EvalSetup, derive_seed
     from segnas.search.runner import SearchConfig, SearchLayout, params_hash_of, run_search
 
     config = SearchConfig(seed=0, rounds=2, archs_per_round=2, objective="target", workers=2)

@@ -16,8 +16,8 @@ from segnas.published import resolve_genotype
 from segnas.report import ReportInputs, build_report
 from segnas.report.figures import architecture_drawing, block_strides
 from segnas.search.controller import Controller
-from segnas.search.evaluate import EvalResult
 from segnas.search.log import Record, write_outputs
+from segnas.search.reward import EvalResult
 from segnas.space import DEFAULT_SPACE, Genotype
 
 

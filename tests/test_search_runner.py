@@ -13,8 +13,8 @@ from search_project import REPO, make_project, run_stage, stage_env, tiny_params
 from segnas.errors import ArtifactError
 from segnas.io import read_json
 from segnas.search.controller import load_controller
-from segnas.search.evaluate import EvalSetup
 from segnas.search.log import ARCHS_COLUMNS
+from segnas.search.reward import EvalSetup
 from segnas.search.runner import (
     EvaluatorSpec,
     SearchConfig,

@@ -25,7 +25,10 @@ from ..progress import Progress
 from ..published import resolve_genotype
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
 from .controller import Controller, read_checkpoint, save_controller
-from .evaluate import (
+from .log import Record, write_outputs
+from .pool import WorkerPool
+from .ppo import PPOConfig, PPOTrainer
+from .reward import (
     EvalData,
     EvalResult,
     EvalSetup,
@@ -34,9 +37,6 @@ from .evaluate import (
     target_similarity_result,
     worker_died_result,
 )
-from .log import Record, write_outputs
-from .pool import WorkerPool
-from .ppo import PPOConfig, PPOTrainer
 
 OBJECTIVES = ("train", "target")
 
