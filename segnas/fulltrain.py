@@ -15,7 +15,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,98 +36,14 @@ from .checkpoint import (
 from .data.dataset import SegmentationDataset
 from .data.prepared import PreparedDataset, pixel_column
 from .data.transforms import TrainTransform
-from .errors import ArtifactError, ConfigError
-from .io import remove_stale_temps_under, sha256_json, write_json
+from .errors import ConfigError
+from .io import remove_stale_temps_under, write_json
 from .loss import segmentation_loss
 from .model import build_model
 from .progress import Progress
-from .published import resolve_genotype
 from .scoring import ResizeInput, amp_autocast, score_model, to_device_input
 from .space import Genotype
-
-OPTIMIZERS = ("sgd", "adam")
-CLASS_WEIGHTINGS = ("none", "median_frequency")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides the result of a training run (its hash guards checkpoints)."""
-
-    epochs: int = 1000
-    time_budget_s: float | None = None
-    optimizer: str = "sgd"
-    lr: float = 5e-2
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    poly_power: float = 0.9
-    batch_size: int = 10
-    crop_size: tuple[int, int] = (360, 480)
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    flip: bool = True
-    class_weighting: str = "none"
-    input_size: tuple[int, int] | None = None
-    agg_width: int = 64
-    sep_conv_units: int = 2
-    stem_weights: str = "none"
-    seed: int = 0
-    channels_last: bool = True
-    amp: bool = True
-    # not part of the result: how often to save and validate, loader workers
-    checkpoint_every: int = field(default=5, metadata={"hashed": False})
-    val_every: int = field(default=1, metadata={"hashed": False})
-    num_workers: int = field(default=0, metadata={"hashed": False})
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "train") -> TrainConfig:
-        """Build from a params mapping; unknown keys and bad values name ``where.key``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
-        values = dict(values)
-        for key in ("crop_size", "scale_range", "input_size"):
-            if values.get(key) is not None:
-                value = values[key]
-                value = [value, value] if isinstance(value, int | float) else value
-                if not isinstance(value, list | tuple) or len(value) != 2:
-                    raise ConfigError(f"{where}.{key} must be two numbers, got {values[key]!r}")
-                kind = float if key == "scale_range" else int
-                values[key] = (kind(value[0]), kind(value[1]))
-        config = cls(**values)
-        config.check(where)
-        return config
-
-    def check(self, where: str = "train") -> None:
-        """Raise :class:`ConfigError` naming the first invalid key."""
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"{where}.optimizer: {self.optimizer!r} is not one of {OPTIMIZERS}")
-        if self.class_weighting not in CLASS_WEIGHTINGS:
-            raise ConfigError(
-                f"{where}.class_weighting: {self.class_weighting!r} is not one of "
-                f"{CLASS_WEIGHTINGS}"
-            )
-        positive = ("epochs", "lr", "batch_size", "agg_width", "sep_conv_units")
-        positive += ("checkpoint_every", "val_every")
-        for key in positive:
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{where}.{key} must be > 0, got {getattr(self, key)!r}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ConfigError(f"{where}.time_budget_s must be null or > 0 seconds")
-        if min(self.crop_size) < 8:
-            raise ConfigError(f"{where}.crop_size must be at least 8x8, got {self.crop_size}")
-        if not 0 < self.scale_range[0] <= self.scale_range[1]:
-            raise ConfigError(f"{where}.scale_range must be 0 < low <= high")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @property
-    def hash(self) -> str:
-        """16 hex digits over the fields that change the trained weights."""
-        hashed = {
-            f.name: self.to_dict()[f.name] for f in fields(self) if f.metadata.get("hashed", True)
-        }
-        return sha256_json(hashed)[:16]
+from .trainconfig import TrainConfig
 
 
 def median_frequency_weights(prepared: PreparedDataset, splits: Sequence[str]) -> list[float]:
@@ -432,56 +348,3 @@ def train_model(
     result = TrainResult(last_path, best_path if best_path.exists() else None, state, resumed_from)
     write_json(out_dir / "train.json", {"meta": meta, "summary": result.summary()})
     return result
-
-
-def _top_entries(top_json: Path) -> list[dict[str, Any]]:
-    from .io import read_json
-
-    data = read_json(top_json)
-    entries = data.get("top", data.get("architectures")) if isinstance(data, dict) else data
-    if not isinstance(entries, list):
-        raise ArtifactError(f"{top_json}: expected a list of architectures (or a 'top' list)")
-    out = []
-    for i, entry in enumerate(entries):
-        text = entry.get("genotype") if isinstance(entry, dict) else entry
-        if not isinstance(text, str):
-            raise ArtifactError(f"{top_json}: entry {i} has no 'genotype' text")
-        out.append({"genotype": text})
-    return out
-
-
-def select_architectures(
-    architectures: Sequence[str | dict[str, str]],
-    top_k: int = 0,
-    top_json: str | Path = "search/top.json",
-    where: str = "train",
-) -> dict[str, Genotype]:
-    """Name -> genotype for the requested architectures.
-
-    ``architectures`` holds published names (``arch0``), genotype texts/JSON (named
-    ``g<hash>``) or ``{name: ..., genotype: ...}`` mappings; ``top_k`` adds the best ``k`` of
-    ``top_json`` as ``top0``, ``top1``, ...
-    """
-    selected: dict[str, Genotype] = {}
-    for i, spec in enumerate(architectures):
-        if isinstance(spec, dict):
-            if set(spec) != {"name", "genotype"}:
-                raise ConfigError(f"{where}.architectures[{i}] must have keys name and genotype")
-            name, genotype = str(spec["name"]), resolve_genotype(str(spec["genotype"]))
-        else:
-            genotype = resolve_genotype(str(spec))
-            name = str(spec) if str(spec).isidentifier() else f"g{genotype.hash}"
-        if name in selected:
-            raise ConfigError(f"{where}.architectures: the name {name!r} appears twice")
-        selected[name] = genotype
-    if top_k:
-        entries = _top_entries(Path(top_json))
-        if len(entries) < top_k:
-            raise ConfigError(
-                f"{where}.top_k is {top_k} but {top_json} lists only {len(entries)} architectures"
-            )
-        for i, entry in enumerate(entries[:top_k]):
-            selected[f"top{i}"] = resolve_genotype(entry["genotype"])
-    if not selected:
-        raise ConfigError(f"{where}: no architectures; set architectures: [arch0] or top_k: 1")
-    return selected

@@ -16,13 +16,9 @@ from segnas.config import load_params, section
 from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
-from segnas.fulltrain import (
-    TrainConfig,
-    build_datasets,
-    median_frequency_weights,
-    select_architectures,
-    train_model,
-)
+from segnas.fulltrain import build_datasets, median_frequency_weights, train_model
+from segnas.selection import select_architectures
+from segnas.trainconfig import TrainConfig
 
 OUT_ROOT = Path("models")
 STAGE_KEYS = {"dataset", "architectures", "top_k", "train_splits", "val_split", "threads"}

@@ -380,7 +380,7 @@ def test_malformed_params_stop_a_stage_with_one_line(tmp_path, monkeypatch, caps
 
 def test_invalid_genotype_text_in_the_train_params_is_named():
     from segnas.errors import GenotypeError
-    from segnas.fulltrain import select_architectures
+    from segnas.selection import select_architectures
 
     with pytest.raises(GenotypeError, match=r"template 0 'nope' is not of the form op1\+op2@agg"):
         select_architectures(["arch0", "T:nope B:0"], top_k=0)
