@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .paths import COMPARE, MODELS, PREPARED, REPORT, RESULTS, SEARCH, SPLIT, STEM_CACHE
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Stage:
         return chosen
 
 
-_SEARCH_DATA = ("data/prepared", "data/split", "cache/stem")
+_SEARCH_DATA = (PREPARED.as_posix(), SPLIT.as_posix(), STEM_CACHE.as_posix())
 
 REGISTRY: tuple[Stage, ...] = (
     Stage(
@@ -65,21 +66,21 @@ REGISTRY: tuple[Stage, ...] = (
         "every dataset under params `datasets` -> data/prepared/<name>/",
         ("seed", "datasets"),
         (),
-        (Output("data/prepared"),),
+        (Output(PREPARED.as_posix()),),
     ),
     Stage(
         "split",
         "the search dataset's train split -> meta-train / meta-val",
         ("seed", "split"),
-        ("data/prepared",),
-        (Output("data/split"),),
+        (PREPARED.as_posix(),),
+        (Output(SPLIT.as_posix()),),
     ),
     Stage(
         "cache_stem",
         "stem features of fixed meta-train crops (float16 memmaps)",
         ("seed", "stem", "cache_stem"),
-        ("data/prepared", "data/split"),
-        (Output("cache/stem"),),
+        (PREPARED.as_posix(), SPLIT.as_posix()),
+        (Output(STEM_CACHE.as_posix()),),
     ),
     Stage(
         "search",
@@ -87,12 +88,12 @@ REGISTRY: tuple[Stage, ...] = (
         ("seed", "device", "stem", "search"),
         _SEARCH_DATA,
         (
-            Output("search/rounds", persist=True),
-            Output("search/controller", persist=True),
-            Output("search/archs.csv"),
-            Output("search/timings.csv"),
-            Output("search/top.json"),
-            Output("search/metrics.json", cache=False, metric=True),
+            Output(f"{SEARCH}/rounds", persist=True),
+            Output(f"{SEARCH}/controller", persist=True),
+            Output(f"{SEARCH}/archs.csv"),
+            Output(f"{SEARCH}/timings.csv"),
+            Output(f"{SEARCH}/top.json"),
+            Output(f"{SEARCH}/metrics.json", cache=False, metric=True),
         ),
         run_only=("search.workers", "search.progress_interval"),
     ),
@@ -100,18 +101,18 @@ REGISTRY: tuple[Stage, ...] = (
         "compare",
         "trained controller vs uniform sampling, search setup vs a longer one",
         ("seed", "device", "stem", "search", "compare"),
-        (*_SEARCH_DATA, "search/controller/final.pt"),
+        (*_SEARCH_DATA, f"{SEARCH}/controller/final.pt"),
         (
             Output(
-                "compare/samples.json",
+                f"{COMPARE}/samples.json",
                 cache=False,
                 note="not cached: DVC rewrites a cached single file after the stage, which "
                 "would make it\nnewer than the evaluations (Snakemake's compare_evaluate jobs) "
                 "that read it",
             ),
-            Output("compare/evals"),
-            Output("compare/compare.csv"),
-            Output("compare/metrics.json", cache=False, metric=True),
+            Output(f"{COMPARE}/evals"),
+            Output(f"{COMPARE}/compare.csv"),
+            Output(f"{COMPARE}/metrics.json", cache=False, metric=True),
         ),
         run_only=("search.workers", "search.progress_interval", "compare.workers"),
     ),
@@ -119,15 +120,15 @@ REGISTRY: tuple[Stage, ...] = (
         "train",
         "full training of params `train.architectures` + the search's top_k -> models/<name>/",
         ("seed", "device", "stem", "train"),
-        ("data/prepared", "search/top.json"),
-        (Output("models"),),
+        (PREPARED.as_posix(), f"{SEARCH}/top.json"),
+        (Output(MODELS.as_posix()),),
     ),
     Stage(
         "evaluate",
         "test-split scores, model facts, latency, ONNX -> results/<name>/, results/metrics.json",
         ("device", "evaluate"),
-        ("data/prepared", "models"),
-        (Output("results"),),
+        (PREPARED.as_posix(), MODELS.as_posix()),
+        (Output(RESULTS.as_posix()),),
     ),
     Stage(
         "report",
@@ -135,18 +136,18 @@ REGISTRY: tuple[Stage, ...] = (
         ("report",),
         (
             "segnas/report/paper_results.yaml",
-            "search/archs.csv",
-            "search/top.json",
-            "compare/compare.csv",
-            "compare/metrics.json",
-            "results",
+            f"{SEARCH}/archs.csv",
+            f"{SEARCH}/top.json",
+            f"{COMPARE}/compare.csv",
+            f"{COMPARE}/metrics.json",
+            RESULTS.as_posix(),
         ),
-        (Output("report"),),
+        (Output(REPORT.as_posix()),),
     ),
 )
 STAGES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
 # Metrics files inside a stage's output folder (DVC lists them at the top level).
-NESTED_METRICS: tuple[str, ...] = ("results/metrics.json",)
+NESTED_METRICS: tuple[str, ...] = (f"{RESULTS}/metrics.json",)
 
 
 def stage_outputs() -> dict[str, list[str]]:
