@@ -28,7 +28,7 @@ from .progress import Progress
 from .search.controller import Controller
 from .search.pool import WorkerPool
 from .search.reward import EvalResult, EvalSetup, derive_seed, worker_died_result
-from .search.runner import EvaluatorSpec
+from .search.steps import EvaluatorSpec
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
 
 GROUPS = ("controller", "random")

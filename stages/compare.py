@@ -30,8 +30,9 @@ from segnas.config import load_params, section
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
 from segnas.pipeline.paths import COMPARE, PREPARED, SPLIT, STEM_CACHE
+from segnas.search.config import SearchConfig
 from segnas.search.controller import load_controller, read_checkpoint
-from segnas.search.runner import EvaluatorSpec, SearchConfig
+from segnas.search.steps import EvaluatorSpec
 
 
 def _parser() -> argparse.ArgumentParser:

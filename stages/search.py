@@ -19,14 +19,13 @@ from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.io import sha256_file
 from segnas.pipeline.paths import PREPARED, SEARCH, SPLIT, STEM_CACHE
-from segnas.search.runner import (
+from segnas.search.config import SearchConfig, params_hash_of
+from segnas.search.runner import run_search
+from segnas.search.steps import (
     EvaluatorSpec,
-    SearchConfig,
     SearchLayout,
     assemble,
     evaluate_index,
-    params_hash_of,
-    run_search,
     sample_round,
     update_round,
 )

@@ -32,7 +32,7 @@ from PIL import Image
 
 from segnas.errors import ArtifactError, ConfigError
 from segnas.io import read_json, remove_stale_temps, save_torch
-from segnas.search.runner import EvaluatorSpec
+from segnas.search.steps import EvaluatorSpec
 from segnas.stem import build_stem
 
 REPO = Path(__file__).resolve().parents[1]
@@ -478,8 +478,10 @@ class DyingOnceSpec(EvaluatorSpec):
 def test_a_dying_worker_is_retried_once_and_the_search_goes_on(tmp_path):
     import io
 
+    from segnas.search.config import SearchConfig, params_hash_of
     from segnas.search.reward import EvalSetup
-    from segnas.search.runner import SearchConfig, SearchLayout, params_hash_of, run_search
+    from segnas.search.runner import run_search
+    from segnas.search.steps import SearchLayout
 
     config = SearchConfig(seed=0, rounds=1, archs_per_round=2, objective="target", workers=2)
     spec = DyingOnceSpec("target", EvalSetup(), "arch0", marker=str(tmp_path / "died"))
@@ -521,8 +523,10 @@ class AlwaysDyingSpec(EvaluatorSpec):
 def test_an_evaluation_whose_worker_dies_twice_is_recorded_as_worker_died(tmp_path):
     import io
 
+    from segnas.search.config import SearchConfig, params_hash_of
     from segnas.search.reward import EvalSetup, derive_seed
-    from segnas.search.runner import SearchConfig, SearchLayout, params_hash_of, run_search
+    from segnas.search.runner import run_search
+    from segnas.search.steps import SearchLayout
 
     config = SearchConfig(seed=0, rounds=2, archs_per_round=2, objective="target", workers=2)
     spec = AlwaysDyingSpec("target", EvalSetup(), "arch0", die_seed=derive_seed(0, "eval", 0, 1))

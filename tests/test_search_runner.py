@@ -12,16 +12,15 @@ from search_project import REPO, make_project, run_stage, stage_env, tiny_params
 
 from segnas.errors import ArtifactError
 from segnas.io import read_json
+from segnas.search.config import SearchConfig, params_hash_of
 from segnas.search.controller import load_controller
 from segnas.search.log import ARCHS_COLUMNS
 from segnas.search.reward import EvalSetup
-from segnas.search.runner import (
+from segnas.search.runner import run_search
+from segnas.search.steps import (
     EvaluatorSpec,
-    SearchConfig,
     SearchLayout,
     evaluate_index,
-    params_hash_of,
-    run_search,
     sample_round,
     update_round,
 )
