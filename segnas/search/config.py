@@ -50,8 +50,6 @@ class SearchConfig:
     workers: int = 1
     progress_interval: float = 10.0
 
-    RUN_ONLY = ("workers", "progress_interval")
-
     @classmethod
     def from_params(cls, search: dict, root_seed: int, where: str = "search") -> SearchConfig:
         """Build from the ``search`` params section; ``search.seed: null`` uses the root seed."""
