@@ -21,23 +21,18 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from segnas.data import (
-    SegmentationDataset,
-    TrainTransform,
-    build_stem_cache,
-    load_prepared,
-    open_stem_cache,
-    prepare_dataset,
-    read_pair,
-)
-from segnas.data.transforms import normalize_image
+from segnas.data.dataset import SegmentationDataset, read_pair
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
+from segnas.data.stem_cache import build_stem_cache, open_stem_cache
+from segnas.data.transforms import TrainTransform, normalize_image
 from segnas.device import keep_freed_memory
 from segnas.model import SEARCH_CONFIG, build_model
 from segnas.published import resolve_genotype
 
 READER = r"""
 import json, sys, time
-from segnas.data import open_stem_cache
+from segnas.data.stem_cache import open_stem_cache
 def status_kib(key):
     for line in open("/proc/self/status"):
         if line.startswith(key + ":"):

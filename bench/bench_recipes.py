@@ -42,11 +42,11 @@ from pathlib import Path
 import torch
 
 from segnas.config import load_params, section
-from segnas.data import read_split_info
+from segnas.data.split import read_split_info
 from segnas.device import keep_freed_memory
 from segnas.io import read_json, write_json, write_text
 from segnas.metrics import reward_from_scores
-from segnas.search.evaluate import (
+from segnas.search.reward import (
     EvalData,
     EvalSetup,
     build_search_network,

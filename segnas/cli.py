@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "segnas.commands.bench",
     "segnas.commands.config",
     "segnas.commands.data",
+    "segnas.commands.pipeline",
     "segnas.commands.predict",
     "segnas.commands.repro",
 )

@@ -26,9 +26,9 @@ from .errors import ArtifactError, ConfigError
 from .io import read_json, remove_stale_temps_under, sha256_json, write_json, write_text
 from .progress import Progress
 from .search.controller import Controller
-from .search.evaluate import EvalResult, EvalSetup, derive_seed, worker_died_result
 from .search.pool import WorkerPool
-from .search.runner import EvaluatorSpec
+from .search.reward import EvalResult, EvalSetup, derive_seed, worker_died_result
+from .search.steps import EvaluatorSpec
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
 
 GROUPS = ("controller", "random")

@@ -19,15 +19,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .data import PreparedDataset, SegmentationDataset
-from .data.dataset import read_pair
+from .checkpoint import BEST, LAST, load_checkpoint, load_trained
+from .data.dataset import SegmentationDataset, read_pair
+from .data.prepared import PreparedDataset
 from .export import OnnxCheck, export_and_check
 from .facts import count_flops, count_params, measure_latency, state_dict_bytes
-from .fulltrain import BEST, LAST, ResizeInput, load_checkpoint, load_trained, score_model
 from .inference import OnnxRuntimeModel
 from .io import atomic_path, write_json, write_text
 from .predict import colourise, maybe_optimize, predict_labels
 from .progress import Progress
+from .scoring import ResizeInput, score_model
 
 DEFAULT_LATENCY_SIZES = ((1024, 2048), (360, 480))
 

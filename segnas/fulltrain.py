@@ -11,119 +11,39 @@ val mIoU go to DVCLive.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data import PreparedDataset, SegmentationDataset, TrainTransform, normalize_image
-from .data.prepared import pixel_column
-from .data.transforms import label_tensor
-from .errors import ArtifactError, ConfigError
-from .io import remove_stale_temps_under, save_torch, sha256_json, write_json
+from .checkpoint import (
+    BEST,
+    CHECKPOINT_FORMAT,
+    LAST,
+    TrainState,
+    check_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .data.dataset import SegmentationDataset
+from .data.prepared import PreparedDataset, pixel_column
+from .data.transforms import TrainTransform
+from .errors import ConfigError
+from .io import remove_stale_temps_under, write_json
 from .loss import segmentation_loss
-from .metrics import ConfusionMatrix
-from .model import SegmentationNet, build_model
+from .model import build_model
 from .progress import Progress
-from .published import resolve_genotype
+from .scoring import ResizeInput, amp_autocast, score_model, to_device_input
 from .space import Genotype
-
-CHECKPOINT_FORMAT = 1
-LAST = "last.pt"
-BEST = "best.pt"
-OPTIMIZERS = ("sgd", "adam")
-CLASS_WEIGHTINGS = ("none", "median_frequency")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides the result of a training run (its hash guards checkpoints)."""
-
-    epochs: int = 1000
-    time_budget_s: float | None = None
-    optimizer: str = "sgd"
-    lr: float = 5e-2
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    poly_power: float = 0.9
-    batch_size: int = 10
-    crop_size: tuple[int, int] = (360, 480)
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    flip: bool = True
-    class_weighting: str = "none"
-    input_size: tuple[int, int] | None = None
-    agg_width: int = 64
-    sep_conv_units: int = 2
-    stem_weights: str = "none"
-    seed: int = 0
-    channels_last: bool = True
-    amp: bool = True
-    # not part of the result: how often to save and validate, loader workers
-    checkpoint_every: int = field(default=5, metadata={"hashed": False})
-    val_every: int = field(default=1, metadata={"hashed": False})
-    num_workers: int = field(default=0, metadata={"hashed": False})
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "train") -> TrainConfig:
-        """Build from a params mapping; unknown keys and bad values name ``where.key``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
-        values = dict(values)
-        for key in ("crop_size", "scale_range", "input_size"):
-            if values.get(key) is not None:
-                value = values[key]
-                value = [value, value] if isinstance(value, int | float) else value
-                if not isinstance(value, list | tuple) or len(value) != 2:
-                    raise ConfigError(f"{where}.{key} must be two numbers, got {values[key]!r}")
-                kind = float if key == "scale_range" else int
-                values[key] = (kind(value[0]), kind(value[1]))
-        config = cls(**values)
-        config.check(where)
-        return config
-
-    def check(self, where: str = "train") -> None:
-        """Raise :class:`ConfigError` naming the first invalid key."""
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"{where}.optimizer: {self.optimizer!r} is not one of {OPTIMIZERS}")
-        if self.class_weighting not in CLASS_WEIGHTINGS:
-            raise ConfigError(
-                f"{where}.class_weighting: {self.class_weighting!r} is not one of "
-                f"{CLASS_WEIGHTINGS}"
-            )
-        positive = ("epochs", "lr", "batch_size", "agg_width", "sep_conv_units")
-        positive += ("checkpoint_every", "val_every")
-        for key in positive:
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{where}.{key} must be > 0, got {getattr(self, key)!r}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ConfigError(f"{where}.time_budget_s must be null or > 0 seconds")
-        if min(self.crop_size) < 8:
-            raise ConfigError(f"{where}.crop_size must be at least 8x8, got {self.crop_size}")
-        if not 0 < self.scale_range[0] <= self.scale_range[1]:
-            raise ConfigError(f"{where}.scale_range must be 0 < low <= high")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @property
-    def hash(self) -> str:
-        """16 hex digits over the fields that change the trained weights."""
-        hashed = {
-            f.name: self.to_dict()[f.name] for f in fields(self) if f.metadata.get("hashed", True)
-        }
-        return sha256_json(hashed)[:16]
+from .trainconfig import TrainConfig
 
 
 def median_frequency_weights(prepared: PreparedDataset, splits: Sequence[str]) -> list[float]:
@@ -149,66 +69,6 @@ def poly_lr(base_lr: float, progress: float, power: float = 0.9) -> float:
     return base_lr * (1.0 - min(max(progress, 0.0), 1.0)) ** power
 
 
-class ResizeInput:
-    """Eval transform: resize only the image to ``size`` (H, W); the label keeps its size.
-
-    Predictions are upsampled to the label, so metrics are computed at label resolution.
-    """
-
-    def __init__(self, size: Sequence[int] | None = None) -> None:
-        self.size = None if size is None else (int(size[0]), int(size[1]))
-
-    def __call__(
-        self, image: Image.Image, label: Image.Image, index: int = 0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.size is not None and (image.height, image.width) != self.size:
-            image = image.resize((self.size[1], self.size[0]), Image.BILINEAR)
-        return normalize_image(image), label_tensor(label)
-
-
-def prepare_image(image: Image.Image, size: Sequence[int] | None) -> torch.Tensor:
-    """An RGB PIL image -> normalised (1, 3, H, W) batch, resized to ``size`` when given."""
-    image = image.convert("RGB")
-    if size is not None and (image.height, image.width) != tuple(size):
-        image = image.resize((int(size[1]), int(size[0])), Image.BILINEAR)
-    return normalize_image(np.asarray(image)).unsqueeze(0)
-
-
-def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def _to_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-@torch.no_grad()
-def score_model(
-    model: nn.Module,
-    dataset: Dataset,
-    num_classes: int,
-    device: torch.device,
-    channels_last: bool = False,
-    amp: bool = False,
-    progress: Progress | None = None,
-) -> ConfusionMatrix:
-    """Confusion matrix of ``model`` over ``dataset`` (one image at a time, logits upsampled to
-    the label size)."""
-    model.eval()
-    confusion = ConfusionMatrix(num_classes)
-    loader = DataLoader(dataset, batch_size=1, shuffle=False)
-    for image, label in loader:
-        with _autocast(device, amp):
-            logits = model(_to_input(image, device, channels_last))
-        confusion.update(logits.float(), label)
-        if progress is not None:
-            progress.update()
-    return confusion
-
-
 def build_datasets(
     prepared: PreparedDataset,
     config: TrainConfig,
@@ -225,19 +85,6 @@ def build_datasets(
             prepared, prepared.ids(val_split), ResizeInput(config.input_size)
         )
     return train_set, val_set
-
-
-@dataclass
-class TrainState:
-    """What a checkpoint restores besides the weights."""
-
-    epoch: int = 0
-    iteration: int = 0
-    train_seconds: float = 0.0
-    best_miou: float = -1.0
-    best_epoch: int = -1
-    finished: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def checkpoint_meta(
@@ -260,85 +107,6 @@ def checkpoint_meta(
         "palette": [list(int(v) for v in c) for c in palette],
         "dataset": dataset,
     }
-
-
-def save_checkpoint(
-    path: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None,
-    scaler: torch.amp.GradScaler | None,
-    meta: dict[str, Any],
-    state: TrainState,
-) -> None:
-    """Atomically write a checkpoint (weights on CPU, optimizer state, meta, progress)."""
-    payload = {
-        "meta": meta,
-        "state": asdict(state),
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scaler": scaler.state_dict() if scaler is not None else None,
-    }
-    save_torch(path, payload)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"checkpoint {path} does not exist; run the train stage first")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file: torch raises many types
-        raise ArtifactError(f"checkpoint {path} cannot be read ({exc}); delete it") from exc
-    if not isinstance(payload, dict) or payload.get("meta", {}).get("format") != CHECKPOINT_FORMAT:
-        raise ArtifactError(
-            f"{path} is not a segnas training checkpoint (format {CHECKPOINT_FORMAT}); delete it"
-        )
-    return payload
-
-
-def check_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Refuse to resume from a checkpoint of another architecture or other params."""
-    stored = payload["meta"]
-    for key, what in (("genotype_hash", "architecture"), ("params_hash", "training params")):
-        if stored.get(key) != meta[key]:
-            raise ArtifactError(
-                f"{path} was written for another {what} ({key} {stored.get(key)} != "
-                f"{meta[key]}); delete {path.parent} to start over, or restore the params "
-                "it was trained with"
-            )
-
-
-def load_trained(
-    path: str | Path, device: torch.device | str = "cpu"
-) -> tuple[SegmentationNet, dict[str, Any]]:
-    """Rebuild the network stored in a training checkpoint; returns (model in eval mode, meta)."""
-    payload = load_checkpoint(path)
-    meta = payload["meta"]
-    config = meta["config"]
-    genotype = resolve_genotype(meta["genotype"])
-    model = build_model(
-        genotype,
-        num_classes=meta["num_classes"],
-        agg_width=config["agg_width"],
-        sep_conv_units=config["sep_conv_units"],
-        stem_weights="none",
-    )
-    if genotype.hash != meta.get("genotype_hash"):
-        raise ArtifactError(
-            f"{path}: its genotype {meta['genotype']!r} has hash {genotype.hash}, but the "
-            f"checkpoint says {meta.get('genotype_hash')}; the file is inconsistent, retrain it"
-        )
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise ArtifactError(
-            f"{path}: its weights do not fit architecture {genotype.hash} ({first_line}); "
-            "the checkpoint holds another architecture's weights, retrain it"
-        ) from exc
-    info = dict(meta, state=payload["state"])
-    return model.to(device).eval(), info
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -530,9 +298,9 @@ def train_model(
             lr = poly_lr(config.lr, budget_progress(), config.poly_power)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            image = _to_input(image, device, channels_last)
+            image = to_device_input(image, device, channels_last)
             label = label.to(device, non_blocking=True)
-            with _autocast(device, use_amp):
+            with amp_autocast(device, use_amp):
                 loss = segmentation_loss(model(image).float(), label, weight=loss_weight)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -580,56 +348,3 @@ def train_model(
     result = TrainResult(last_path, best_path if best_path.exists() else None, state, resumed_from)
     write_json(out_dir / "train.json", {"meta": meta, "summary": result.summary()})
     return result
-
-
-def _top_entries(top_json: Path) -> list[dict[str, Any]]:
-    from .io import read_json
-
-    data = read_json(top_json)
-    entries = data.get("top", data.get("architectures")) if isinstance(data, dict) else data
-    if not isinstance(entries, list):
-        raise ArtifactError(f"{top_json}: expected a list of architectures (or a 'top' list)")
-    out = []
-    for i, entry in enumerate(entries):
-        text = entry.get("genotype") if isinstance(entry, dict) else entry
-        if not isinstance(text, str):
-            raise ArtifactError(f"{top_json}: entry {i} has no 'genotype' text")
-        out.append({"genotype": text})
-    return out
-
-
-def select_architectures(
-    architectures: Sequence[str | dict[str, str]],
-    top_k: int = 0,
-    top_json: str | Path = "search/top.json",
-    where: str = "train",
-) -> dict[str, Genotype]:
-    """Name -> genotype for the requested architectures.
-
-    ``architectures`` holds published names (``arch0``), genotype texts/JSON (named
-    ``g<hash>``) or ``{name: ..., genotype: ...}`` mappings; ``top_k`` adds the best ``k`` of
-    ``top_json`` as ``top0``, ``top1``, ...
-    """
-    selected: dict[str, Genotype] = {}
-    for i, spec in enumerate(architectures):
-        if isinstance(spec, dict):
-            if set(spec) != {"name", "genotype"}:
-                raise ConfigError(f"{where}.architectures[{i}] must have keys name and genotype")
-            name, genotype = str(spec["name"]), resolve_genotype(str(spec["genotype"]))
-        else:
-            genotype = resolve_genotype(str(spec))
-            name = str(spec) if str(spec).isidentifier() else f"g{genotype.hash}"
-        if name in selected:
-            raise ConfigError(f"{where}.architectures: the name {name!r} appears twice")
-        selected[name] = genotype
-    if top_k:
-        entries = _top_entries(Path(top_json))
-        if len(entries) < top_k:
-            raise ConfigError(
-                f"{where}.top_k is {top_k} but {top_json} lists only {len(entries)} architectures"
-            )
-        for i, entry in enumerate(entries[:top_k]):
-            selected[f"top{i}"] = resolve_genotype(entry["genotype"])
-    if not selected:
-        raise ConfigError(f"{where}: no architectures; set architectures: [arch0] or top_k: 1")
-    return selected

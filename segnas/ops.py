@@ -115,7 +115,7 @@ class Aggregation(nn.Module):
     """Join two maps: project mismatched channels to max(C0, C1), match sizes, then sum/concat.
 
     ``shrink`` resizes to the smaller of the two sizes (first floor(N/2) blocks), otherwise to
-    the larger one.
+    the larger one; sizes compare as (height, width) in order, like the released code.
     """
 
     def __init__(self, kind: str, channels0: int, channels1: int, shrink: bool) -> None:
@@ -146,9 +146,9 @@ class Aggregation(nn.Module):
             x0 = self.project0(x0)
         if self.project1 is not None:
             x1 = self.project1(x1)
-        if x0.shape[2] != x1.shape[2] or x0.shape[3] != x1.shape[3]:
-            pick_first = (x0.shape[2] <= x1.shape[2]) == self.shrink
-            target = tuple(x0.shape[-2:]) if pick_first else tuple(x1.shape[-2:])
+        size0, size1 = tuple(x0.shape[-2:]), tuple(x1.shape[-2:])
+        if size0 != size1:
+            target = size0 if (size0 < size1) == self.shrink else size1
             x0, x1 = resize_to(x0, target), resize_to(x1, target)
         if self.kind == "sum":
             return self.weight0 * x0 + self.weight1 * x1

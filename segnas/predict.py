@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .checkpoint import load_trained
 from .errors import DataError
-from .fulltrain import load_trained, prepare_image
 from .io import atomic_path
 from .metrics import IGNORE_INDEX, upsample_logits
+from .scoring import prepare_image
 
 IGNORE_COLOUR = (0, 0, 0)
 

@@ -8,19 +8,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from segnas.config import load_params, section
-from segnas.data import build_stem_cache, load_prepared, load_split, read_split_info
+from segnas.data.prepared import load_prepared
+from segnas.data.split import load_split, read_split_info
+from segnas.data.stem_cache import build_stem_cache
 from segnas.device import keep_freed_memory
 from segnas.errors import SegnasError
+from segnas.pipeline.paths import PREPARED, SPLIT, STEM_CACHE
 from segnas.stem import build_stem
-
-PREPARED_ROOT = Path("data/prepared")
-SPLIT_DIR = Path("data/split")
-OUT_DIR = Path("cache/stem")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         spec = section(params, "cache_stem", args.params)
         weights = str(section(params, "stem", args.params).get("weights", "none"))
         seed = int(params.get("seed", 0))
-        dataset = read_split_info(SPLIT_DIR)["dataset"]
-        prepared = load_prepared(PREPARED_ROOT / dataset)
-        meta_train, _ = load_split(SPLIT_DIR)
+        dataset = read_split_info(SPLIT)["dataset"]
+        prepared = load_prepared(PREPARED / dataset)
+        meta_train, _ = load_split(SPLIT)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # a random-init stem ("none") is reproducible from the seed
             stem = build_stem(weights)
@@ -44,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         cache = build_stem_cache(
             prepared,
             meta_train,
-            OUT_DIR,
+            STEM_CACHE,
             stem,
             crop_size=tuple(spec.get("crop_size", (96, 96))),
             num_samples=int(spec.get("num_samples", 256)),
@@ -60,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"cache_stem: {len(cache)} samples of {dataset} at {list(cache.crop_size)}, stem "
         f"{weights} ({cache.stem_hash}), {size / 2**20:.1f} MiB in "
-        f"{time.monotonic() - start:.1f} s -> {OUT_DIR}"
+        f"{time.monotonic() - start:.1f} s -> {STEM_CACHE}"
     )
     return 0
 

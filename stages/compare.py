@@ -13,7 +13,6 @@ import argparse
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from segnas.compare import (
     GROUPS,
@@ -30,13 +29,10 @@ from segnas.compare import (
 from segnas.config import load_params, section
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
+from segnas.pipeline.paths import COMPARE, PREPARED, SPLIT, STEM_CACHE
+from segnas.search.config import SearchConfig
 from segnas.search.controller import load_controller, read_checkpoint
-from segnas.search.runner import EvaluatorSpec, SearchConfig
-
-PREPARED_ROOT = Path("data/prepared")
-SPLIT_DIR = Path("data/split")
-CACHE_DIR = Path("cache/stem")
-OUT_DIR = Path("compare")
+from segnas.search.steps import EvaluatorSpec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,16 +59,16 @@ def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
     device = str(resolve_device(str(params.get("device", "cpu"))))
     base = EvaluatorSpec(search.objective, search.eval, search.target, device=device)
     if search.objective == "train":
-        from segnas.data import read_split_info
+        from segnas.data.split import read_split_info
 
-        dataset = read_split_info(SPLIT_DIR)["dataset"]
+        dataset = read_split_info(SPLIT)["dataset"]
         base = EvaluatorSpec(
             search.objective,
             search.eval,
             search.target,
-            prepared_dir=str(PREPARED_ROOT / dataset),
-            split_dir=str(SPLIT_DIR),
-            cache_dir=str(CACHE_DIR),
+            prepared_dir=str(PREPARED / dataset),
+            split_dir=str(SPLIT),
+            cache_dir=str(STEM_CACHE),
             stem_weights=stem_weights,
             device=device,
         )
@@ -89,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     step = args.step or "run"
     start = time.monotonic()
-    layout = CompareLayout(OUT_DIR)
+    layout = CompareLayout(COMPARE)
     try:
         config, search, specs, params_hash = _setup(args.params)
         if step in ("run", "sample"):
@@ -123,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"compare: {4 * config.num_archs} evaluations; Spearman rho search vs long: "
         + ", ".join(f"{g} {'n/a' if r is None else f'{r:.3f}'}" for g, r in rho.items())
-        + f" ({time.monotonic() - start:.0f} s) -> {OUT_DIR}"
+        + f" ({time.monotonic() - start:.0f} s) -> {COMPARE}"
     )
     return 0
 

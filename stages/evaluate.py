@@ -8,20 +8,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from segnas.checkpoint import LAST, load_checkpoint
 from segnas.config import load_params, section
-from segnas.data import load_prepared
+from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.evaluate import evaluate_checkpoint, pick_checkpoint
-from segnas.fulltrain import LAST, load_checkpoint
 from segnas.io import write_json
+from segnas.pipeline.paths import MODELS, PREPARED, RESULTS
 
-MODELS = Path("models")
-OUT_ROOT = Path("results")
 KEYS = {
     "models",
     "checkpoint",
@@ -70,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in model_names(spec.get("models", "all")):
             checkpoint = pick_checkpoint(MODELS / name, spec.get("checkpoint", "best"))
             dataset = load_checkpoint(checkpoint)["meta"]["dataset"]
-            prepared = load_prepared(Path("data/prepared") / dataset)
+            prepared = load_prepared(PREPARED / dataset)
             split = spec.get("split") or ("test" if "test" in prepared.splits else "val")
             metrics = evaluate_checkpoint(
                 checkpoint,
                 prepared,
                 split,
-                OUT_ROOT / name,
+                RESULTS / name,
                 device,
                 input_size=spec.get("input_size"),
                 latency_sizes=spec.get("latency_sizes", [[1024, 2048], [360, 480]]),
@@ -98,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"({metrics['device']})"
                 + (f"; ONNX max |diff| {onnx['max_abs_diff']:.2e}" if onnx else "")
             )
-        write_json(OUT_ROOT / "metrics.json", summary)
+        write_json(RESULTS / "metrics.json", summary)
     except SegnasError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
         return 2
-    print(f"evaluate: {len(summary)} model(s) in {time.monotonic() - start:.1f} s -> {OUT_ROOT}")
+    print(f"evaluate: {len(summary)} model(s) in {time.monotonic() - start:.1f} s -> {RESULTS}")
     return 0
 
 

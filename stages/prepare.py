@@ -8,13 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from segnas.config import load_params, section
-from segnas.data import prepare_dataset
+from segnas.data.prepare import prepare_dataset
 from segnas.errors import SegnasError
-
-OUT_ROOT = Path("data/prepared")
+from segnas.pipeline.paths import PREPARED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         seed = int(params.get("seed", 0))
         start = time.monotonic()
         for name, spec in datasets.items():
-            summary = prepare_dataset(name, spec, OUT_ROOT / name, seed)
+            summary = prepare_dataset(name, spec, PREPARED / name, seed)
             counts = ", ".join(f"{split} {n}" for split, n in summary["counts"].items())
             print(
                 f"prepare: {name}: {counts}; {summary['num_classes']} classes; "
-                f"{len(summary['skipped'])} skipped -> {OUT_ROOT / name}"
+                f"{len(summary['skipped'])} skipped -> {PREPARED / name}"
             )
     except SegnasError as exc:
         print(f"prepare: error: {exc}", file=sys.stderr)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from segnas.config import load_params
 from segnas.errors import ConfigError, SegnasError
+from segnas.pipeline.paths import REPORT
 from segnas.report import PAPER_RESULTS, ReportInputs, build_report
 
-OUT_DIR = Path("report")
 KEYS = {"title", "paper_results", "qualitative"}
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         paper = spec.get("paper_results") or PAPER_RESULTS
         inputs = ReportInputs(paper_results=Path(paper))
         written = build_report(
-            OUT_DIR,
+            REPORT,
             inputs,
             title=str(spec.get("title", "segnas report")),
             qualitative=int(spec.get("qualitative", 2)),

@@ -13,28 +13,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from segnas.config import load_params, section
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.io import sha256_file
-from segnas.search.runner import (
+from segnas.pipeline.paths import PREPARED, SEARCH, SPLIT, STEM_CACHE
+from segnas.search.config import SearchConfig, params_hash_of
+from segnas.search.runner import run_search
+from segnas.search.steps import (
     EvaluatorSpec,
-    SearchConfig,
     SearchLayout,
     assemble,
     evaluate_index,
-    params_hash_of,
-    run_search,
     sample_round,
     update_round,
 )
-
-PREPARED_ROOT = Path("data/prepared")
-SPLIT_DIR = Path("data/split")
-CACHE_DIR = Path("cache/stem")
-OUT_DIR = Path("search")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _data_fingerprint() -> dict:
     """Hashes of the small files that identify the search data (split and stem cache)."""
-    files = [SPLIT_DIR / "meta_train.txt", SPLIT_DIR / "meta_val.txt", CACHE_DIR / "header.json"]
+    files = [SPLIT / "meta_train.txt", SPLIT / "meta_val.txt", STEM_CACHE / "header.json"]
     for path in files:
         if not path.is_file():
             raise ConfigError(f"{path} does not exist; run the split and cache_stem stages first")
@@ -74,17 +68,17 @@ def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
     extra: dict = {}
     spec = EvaluatorSpec(config.objective, config.eval, config.target)
     if config.objective == "train":
-        from segnas.data import read_split_info
+        from segnas.data.split import read_split_info
 
-        dataset = read_split_info(SPLIT_DIR)["dataset"]
+        dataset = read_split_info(SPLIT)["dataset"]
         extra = {"data": _data_fingerprint(), "stem_weights": stem_weights}
         spec = EvaluatorSpec(
             config.objective,
             config.eval,
             config.target,
-            prepared_dir=str(PREPARED_ROOT / dataset),
-            split_dir=str(SPLIT_DIR),
-            cache_dir=str(CACHE_DIR),
+            prepared_dir=str(PREPARED / dataset),
+            split_dir=str(SPLIT),
+            cache_dir=str(STEM_CACHE),
             stem_weights=stem_weights,
             device=str(params.get("device", "cpu")),
         )
@@ -96,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     step = args.step or "run"
     start = time.monotonic()
-    layout = SearchLayout(OUT_DIR)
+    layout = SearchLayout(SEARCH)
     try:
         config, spec, params_hash = _setup(args.params)
         if spec.device != "cpu":
@@ -110,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"search: {len(records)} architectures in {config.rounds} rounds "
                 f"({config.workers} workers, {time.monotonic() - start:.0f} s); best reward "
-                f"{best.result.reward:.4f} ({best.result.hash}) -> {OUT_DIR}"
+                f"{best.result.reward:.4f} ({best.result.hash}) -> {SEARCH}"
             )
         elif step == "sample":
             samples = sample_round(layout, config, params_hash, args.round)
@@ -129,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"search: updated the controller with round {args.round} {stats}")
         else:
             records = assemble(layout, config, params_hash)
-            print(f"search: assembled {len(records)} architectures -> {OUT_DIR}")
+            print(f"search: assembled {len(records)} architectures -> {SEARCH}")
     except SegnasError as exc:
         print(f"search: error: {exc}", file=sys.stderr)
         return 2

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from segnas.config import load_params, section
-from segnas.data import load_prepared, stable_split, write_split
+from segnas.data.prepared import load_prepared
+from segnas.data.split import stable_split, write_split
 from segnas.errors import ConfigError, SegnasError
-
-PREPARED_ROOT = Path("data/prepared")
-OUT_DIR = Path("data/split")
+from segnas.pipeline.paths import PREPARED, SPLIT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,10 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(dataset, str) or not dataset:
             raise ConfigError(f"{args.params}: split.dataset must name a prepared dataset")
         val_fraction = float(spec.get("val_fraction", 0.1))
-        prepared = load_prepared(PREPARED_ROOT / dataset)
+        prepared = load_prepared(PREPARED / dataset)
         train_ids, val_ids = stable_split(prepared.ids("train"), val_fraction, seed)
         write_split(
-            OUT_DIR,
+            SPLIT,
             train_ids,
             val_ids,
             {
@@ -47,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"split: {dataset} train {len(train_ids) + len(val_ids)} -> meta-train {len(train_ids)}, "
-        f"meta-val {len(val_ids)} -> {OUT_DIR}"
+        f"meta-val {len(val_ids)} -> {SPLIT}"
     )
     return 0
 

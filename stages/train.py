@@ -8,23 +8,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from segnas.config import load_params, section
-from segnas.data import load_prepared
+from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
-from segnas.fulltrain import (
-    TrainConfig,
-    build_datasets,
-    median_frequency_weights,
-    select_architectures,
-    train_model,
-)
+from segnas.fulltrain import build_datasets, median_frequency_weights, train_model
+from segnas.pipeline.paths import MODELS, PREPARED
+from segnas.selection import select_architectures
+from segnas.trainconfig import TrainConfig
 
-OUT_ROOT = Path("models")
 STAGE_KEYS = {"dataset", "architectures", "top_k", "train_splits", "val_split", "threads"}
 
 
@@ -47,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.use_deterministic_algorithms(True)
         if "dataset" not in stage:
             raise ConfigError(f"{args.params}: train.dataset is required (a prepared dataset)")
-        prepared = load_prepared(Path("data/prepared") / str(stage["dataset"]))
+        prepared = load_prepared(PREPARED / str(stage["dataset"]))
         sizes = prepared.index[["height", "width"]].drop_duplicates()
         if spec.get("input_size") is None and len(sizes) == 1:
             # one image size: record it, so predict resizes raw images to what was trained
@@ -68,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             stage.get("architectures", ["arch0"]), int(stage.get("top_k", 0))
         )
         for name, genotype in archs.items():
-            out_dir = OUT_ROOT / name
+            out_dir = MODELS / name
             result = train_model(
                 genotype,
                 train_set,

@@ -1,9 +1,14 @@
+import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from segnas.cli import build_parser, main
+from segnas.pipeline.reference import copy_sources
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_arch_show_prints_published_parameter_counts(capsys):
@@ -31,20 +36,35 @@ def test_user_errors_are_one_line_with_status_2(capsys):
     assert err.startswith("segnas: error: template 0") and err.count("\n") == 1
 
 
-def test_every_subcommand_has_help():
-    parser = build_parser()
-    actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
-    stack = [(name, sub) for name, sub in actions[0].choices.items()]
-    seen = 0
-    while stack:
-        name, sub = stack.pop()
-        help_text = sub.format_help()
-        assert "usage:" in help_text, name
-        seen += 1
-        for action in sub._actions:
-            if action.__class__.__name__ == "_SubParsersAction":
-                stack.extend((f"{name} {n}", s) for n, s in action.choices.items())
-    assert seen >= 4
+def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, tuple[str, object]]:
+    """Every leaf command: its one-line help and its parser."""
+    found: dict[str, tuple[str, object]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                nested = _commands(sub, f"{prefix}{name} ")
+                found.update(nested or {f"{prefix}{name}": (helps.get(name) or "", sub)})
+    return found
+
+
+def test_every_command_says_what_it_does_and_runs_a_function():
+    commands = _commands(build_parser())
+    assert {"arch show", "config validate", "repro-hash", "dvc-yaml"} <= set(commands)
+    for name, (help_text, sub) in commands.items():
+        assert help_text.strip(), f"{name} has no help line"
+        assert callable(sub.get_default("func")), f"{name} runs nothing"
+
+
+def test_dvc_yaml_command_checks_and_regenerates(tmp_path, capsys):
+    copy_sources(REPO, tmp_path)
+    root = ["--root", str(tmp_path)]
+    assert main(["dvc-yaml", "--check", *root]) == 0
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n", encoding="utf-8")
+    assert main(["dvc-yaml", "--check", *root]) == 1
+    assert "segnas dvc-yaml" in capsys.readouterr().out
+    assert main(["dvc-yaml", *root]) == 0
+    assert (tmp_path / "dvc.yaml").read_bytes() == (REPO / "dvc.yaml").read_bytes()
 
 
 @pytest.mark.parametrize("args", [["--help"], ["arch", "--help"], ["arch", "show", "--help"]])

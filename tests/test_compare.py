@@ -27,8 +27,8 @@ from segnas.compare import (
 from segnas.errors import ArtifactError, ConfigError
 from segnas.published import resolve_genotype
 from segnas.search.controller import Controller, genotype_to_choices
-from segnas.search.evaluate import EvalResult, EvalSetup, derive_seed
-from segnas.search.runner import EvaluatorSpec
+from segnas.search.reward import EvalResult, EvalSetup, derive_seed
+from segnas.search.steps import EvaluatorSpec
 from segnas.space import DEFAULT_SPACE
 
 TARGET = resolve_genotype("arch0")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segnas.data import load_prepared, prepare_dataset
 from segnas.data.download import verify_tree
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
 
 CAMVID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "CamVid"
 pytestmark = [

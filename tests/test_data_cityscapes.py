@@ -4,8 +4,9 @@ from cityscapesscripts.helpers.labels import id2label
 from data_trees import make_cityscapes_tree, write_png
 from PIL import Image
 
-from segnas.data import load_prepared, prepare_dataset
 from segnas.data.cityscapes import cityscapes_classes, cityscapes_lut
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
 from segnas.errors import DataError
 
 

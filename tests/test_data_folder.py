@@ -4,7 +4,8 @@ import yaml
 from data_trees import random_pair, write_png
 from PIL import Image
 
-from segnas.data import load_prepared, prepare_dataset
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
 from segnas.errors import ConfigError, DataError
 
 

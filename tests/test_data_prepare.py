@@ -8,8 +8,8 @@ import pytest
 from data_trees import make_camvid_tree, write_png
 from PIL import Image
 
-from segnas.data import load_prepared, prepare_dataset
-from segnas.data.prepared import pixel_column
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared, pixel_column
 from segnas.errors import ConfigError, DataError
 
 

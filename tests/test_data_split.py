@@ -1,6 +1,6 @@
 import pytest
 
-from segnas.data import load_split, stable_split, write_split
+from segnas.data.split import load_split, stable_split, write_split
 from segnas.errors import ConfigError, DataError
 
 IDS = [f"img_{i:05d}" for i in range(2975)]

@@ -3,7 +3,9 @@ from pathlib import Path
 
 import yaml
 
-from segnas.data import load_prepared, load_split, open_stem_cache
+from segnas.data.prepared import load_prepared
+from segnas.data.split import load_split
+from segnas.data.stem_cache import open_stem_cache
 
 STAGES = Path(__file__).resolve().parents[1] / "stages"
 PARAMS = {

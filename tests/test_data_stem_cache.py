@@ -4,16 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from segnas.data import (
-    StemCacheDataset,
-    TrainTransform,
-    build_stem_cache,
-    load_prepared,
-    normalize_image,
-    open_stem_cache,
-    prepare_dataset,
-    read_pair,
-)
+from segnas.data.dataset import read_pair
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
+from segnas.data.stem_cache import StemCacheDataset, build_stem_cache, open_stem_cache
+from segnas.data.transforms import TrainTransform, normalize_image
 from segnas.errors import ArtifactError, ConfigError
 from segnas.stem import build_stem, stem_state_hash
 

@@ -3,7 +3,9 @@ import hashlib
 import numpy as np
 from PIL import Image
 
-from segnas.data import generate_synthetic, load_prepared, prepare_dataset
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
+from segnas.data.synthetic import generate_synthetic
 
 
 def digest(root):

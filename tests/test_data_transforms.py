@@ -3,14 +3,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from segnas.data import (
-    EvalTransform,
-    SegmentationDataset,
-    TrainTransform,
-    load_prepared,
-    normalize_image,
-    prepare_dataset,
-)
+from segnas.data.dataset import SegmentationDataset
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
+from segnas.data.transforms import EvalTransform, TrainTransform, normalize_image
 from segnas.stem import IMAGENET_MEAN, IMAGENET_STD
 
 

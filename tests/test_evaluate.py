@@ -12,21 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
-from segnas.data import SegmentationDataset, load_prepared, prepare_dataset
+from segnas.checkpoint import BEST, LAST, load_checkpoint
+from segnas.data.dataset import SegmentationDataset
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
 from segnas.evaluate import evaluate_checkpoint, model_facts, pick_checkpoint, training_history
 from segnas.facts import count_params
-from segnas.fulltrain import (
-    BEST,
-    LAST,
-    ResizeInput,
-    TrainConfig,
-    build_datasets,
-    load_checkpoint,
-    score_model,
-    train_model,
-)
+from segnas.fulltrain import build_datasets, train_model
 from segnas.model import build_model
 from segnas.published import resolve_genotype
+from segnas.scoring import ResizeInput, score_model
+from segnas.trainconfig import TrainConfig
 
 CPU = torch.device("cpu")
 

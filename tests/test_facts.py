@@ -38,6 +38,16 @@ def test_latency_measurement_reports_spread():
     assert 0 < timing.min_ms <= timing.median_ms <= timing.max_ms
     assert model.training
     calls = []
-    time_callable(lambda: calls.append(1), warmup=2, repeats=4)
+    assert time_callable(lambda: calls.append(1), warmup=2, repeats=4).repeats == 4
     assert len(calls) == 6
-    assert torch.get_num_threads() >= 1
+
+
+def test_latency_measurement_restores_the_thread_count():
+    model = build_model(published("arch1"), num_classes=11)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        measure_latency(model, (32, 32), threads=1, warmup=0, repeats=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

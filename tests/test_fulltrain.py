@@ -15,19 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from segnas.data import load_prepared, prepare_dataset
+from segnas.checkpoint import load_checkpoint, load_trained
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
 from segnas.errors import ArtifactError, ConfigError
-from segnas.fulltrain import (
-    TrainConfig,
-    build_datasets,
-    load_checkpoint,
-    load_trained,
-    median_frequency_weights,
-    poly_lr,
-    select_architectures,
-    train_model,
-)
+from segnas.fulltrain import build_datasets, median_frequency_weights, poly_lr, train_model
 from segnas.published import resolve_genotype
+from segnas.selection import select_architectures
+from segnas.trainconfig import TrainConfig
 
 TINY = {"train": 8, "val": 2, "test": 2}
 CONFIG = dict(

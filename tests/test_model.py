@@ -3,8 +3,9 @@ import torch
 
 from segnas.facts import count_params
 from segnas.model import FINAL_CONFIG, SEARCH_CONFIG, build_decoder, build_model
+from segnas.ops import Aggregation
 from segnas.published import published
-from segnas.space import Block, Genotype, SearchSpace
+from segnas.space import Block, Genotype, SearchSpace, Template
 
 SPACE = SearchSpace()
 # Parameter counts of the released decoder + head (19 classes), from the reference file.
@@ -49,7 +50,7 @@ def _expected_size(genotype: Genotype, height: int, width: int) -> tuple[int, in
         return size if op in ("skip_connect", "global_average_pool") else down(size, stride)
 
     def join(a, b, shrink):
-        return (min if shrink else max)(a, b, key=lambda s: s[0]) if a[0] != b[0] else a
+        return (min if shrink else max)(a, b)
 
     quarter = down(down(down((height, width), 2), 2), 1)
     pool = [quarter, down(quarter, 2)]
@@ -117,3 +118,25 @@ def test_decoder_alone_runs_on_stem_features():
     with torch.no_grad():
         out = decoder(torch.randn(1, 24, 40, 40), torch.randn(1, 32, 20, 20))
     assert out.shape == (1, 11, 40, 40)
+
+
+@pytest.mark.parametrize("shrink", [True, False])
+@pytest.mark.parametrize("swap", [False, True])
+def test_aggregation_compares_height_then_width(shrink, swap):
+    wide, narrow = torch.randn(1, 4, 1, 3), torch.randn(1, 4, 1, 2)
+    x0, x1 = (narrow, wide) if swap else (wide, narrow)
+    out = Aggregation("sum", 4, 4, shrink).eval()(x0, x1)
+    assert out.shape[2:] == ((1, 2) if shrink else (1, 3))
+
+
+def test_strided_chain_down_to_one_row_matches_the_release():
+    """Blocks 0-1 shrink a 2x6 map to 1x3, then join 1x3 (skip) with 1x2 (strided sep conv)."""
+    skip_sep = Template("skip_connect", "sep_conv_3x3", "sum")
+    sep_sep = Template("sep_conv_3x3", "sep_conv_3x3", "sum")
+    chain = [Block(1, 1, 0, 1, 2), Block(2, 2, 0, 1, 2)]
+    chain += [Block(i, i, 1, 1, 1) for i in range(3, 8)]
+    genotype = Genotype((skip_sep, sep_sep, sep_sep), tuple(chain))
+    assert _expected_size(genotype, 16, 48) == (1, 2)
+    model = build_model(genotype, num_classes=3, **SEARCH_CONFIG, seed=0).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 16, 48)).shape[2:] == (1, 2)

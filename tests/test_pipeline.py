@@ -18,28 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segnas.commands.repro import (
-    STAGES,
-    copy_sources,
-    dvc_stages,
-    expand_deps,
-    stage_code_deps,
-    stage_hashes,
-)
+from segnas.pipeline.deps import expand_deps, stage_code_deps
+from segnas.pipeline.digests import stage_hashes
+from segnas.pipeline.dvcgen import dvc_stages, render_dvc_yaml
+from segnas.pipeline.reference import copy_sources
+from segnas.pipeline.stages import REGISTRY, STAGES
+from segnas.pipeline.stages import stage as registered
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# The params sections each stage reads (docs/architecture.md).
-STAGE_PARAMS = {
-    "prepare": {"seed", "datasets"},
-    "split": {"seed", "split"},
-    "cache_stem": {"seed", "stem", "cache_stem"},
-    "search": {"seed", "device", "stem", "search"},
-    "compare": {"seed", "device", "stem", "search", "compare"},
-    "train": {"seed", "device", "stem", "train"},
-    "evaluate": {"device", "evaluate"},
-    "report": {"report"},
-}
 TRAIN_KEY = "train.lr"
 SEARCH_SEED_KEY = "search.seed"
 
@@ -159,9 +146,15 @@ def test_dvc_has_the_eight_stages_in_order_with_their_commands():
         assert spec["cmd"] == f"python stages/{name}.py --params params.yaml"
 
 
+def test_committed_dvc_yaml_is_the_generated_one():
+    committed = (REPO / "dvc.yaml").read_text(encoding="utf-8")
+    assert committed == render_dvc_yaml(REPO), "dvc.yaml is stale: run `segnas dvc-yaml`"
+
+
 def test_dvc_params_are_the_sections_each_stage_reads():
     for name, spec in dvc_stages(REPO).items():
-        assert {str(p).split(".")[0] for p in spec["params"]} == STAGE_PARAMS[name], name
+        sections = list(dict.fromkeys(str(p).split(".")[0] for p in spec["params"]))
+        assert sections == list(registered(name).sections), name
 
 
 def test_dvc_params_leave_out_only_how_a_stage_runs():
@@ -169,11 +162,19 @@ def test_dvc_params_leave_out_only_how_a_stage_runs():
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     for name, spec in dvc_stages(REPO).items():
         listed = {str(p) for p in spec["params"]}
-        for section in STAGE_PARAMS[name]:
+        for section in registered(name).sections:
             if section in listed:
                 continue
             keys = {f"{section}.{key}" for key in params[section]}
-            assert keys - listed <= {f"{section}.workers", f"{section}.progress_interval"}, name
+            run_only = {k for k in registered(name).run_only if k.startswith(f"{section}.")}
+            assert run_only and keys - listed == run_only, name
+
+
+def test_docs_stage_table_lists_the_registered_sections():
+    table = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| (\w+) \| ([^|]+) \|", table, flags=re.MULTILINE))
+    for spec in REGISTRY:
+        assert rows[spec.name].strip() == ", ".join(f"`{s}`" for s in spec.sections), spec.name
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -183,6 +184,18 @@ def test_dvc_code_deps_are_exactly_the_imported_modules(stage):
     code, _ = _code_and_data_deps(stage)
     expected = set(stage_code_deps(stage, REPO))
     assert code == expected, f"update dvc.yaml from `segnas repro-deps {stage}`"
+
+
+def _stages_importing(module: str) -> set[str]:
+    return {stage for stage in STAGES if module in _code_and_data_deps(stage)[0]}
+
+
+def test_stem_cache_code_is_not_a_dependency_of_prepare_or_split():
+    assert _stages_importing("segnas/data/stem_cache.py") == {"cache_stem", "search", "compare"}
+
+
+def test_training_loop_is_a_dependency_of_train_only():
+    assert _stages_importing("segnas/fulltrain.py") == {"train"}
 
 
 def test_dvc_data_deps_are_upstream_outputs():
@@ -281,6 +294,12 @@ def test_two_clean_runs_give_identical_output_hashes(dvc_clean, snakemake_clean)
         assert not differing, f"{stage}: {differing[:10]}"
 
 
+@pytest.mark.slow
+def test_snakemake_has_nothing_to_do_after_dvc_repro(dvc_clean):
+    """No stage rewrites a file after a job downstream of it read it: the engines agree."""
+    assert snakemake_plan(dvc_clean[0]) == []
+
+
 def _git_tracked_outputs(dvc_yaml: Path) -> list[str]:
     """Outputs, metrics and plots declared with ``cache: false`` (versioned by git, not DVC)."""
     stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
@@ -337,6 +356,30 @@ def test_dvc_reruns_only_what_a_change_affects(dvc_clean):
     _change_search_seed(workspace)
     ran = dvc_repro(workspace)
     assert ran[0] == "search" and set(ran) == SEARCH_ONWARD, ran
+
+
+def _dvc_status_after_editing(workspace: Path, module: str) -> set[str]:
+    """The stages ``dvc status`` lists as changed once ``module`` gets one more line."""
+    path = workspace / module
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# edited\n")
+    try:
+        status = _run(["dvc", "status"], workspace)
+    finally:
+        path.write_bytes(original)
+    return set(re.findall(r"^(\w+):$", status, flags=re.MULTILINE))
+
+
+@pytest.mark.slow
+def test_dvc_status_lists_only_the_stages_that_import_an_edited_module(dvc_clean):
+    workspace = dvc_clean[0]
+    assert _dvc_status_after_editing(workspace, "segnas/data/stem_cache.py") == {
+        "cache_stem",
+        "search",
+        "compare",
+    }
+    assert _dvc_status_after_editing(workspace, "segnas/fulltrain.py") == {"train"}
+    assert "up to date" in _run(["dvc", "status"], workspace)
 
 
 @pytest.mark.slow

@@ -10,10 +10,12 @@ import torch
 from PIL import Image
 
 from segnas.cli import main
-from segnas.data import load_prepared, prepare_dataset
-from segnas.fulltrain import TrainConfig, build_datasets, train_model
+from segnas.data.prepare import prepare_dataset
+from segnas.data.prepared import load_prepared
+from segnas.fulltrain import build_datasets, train_model
 from segnas.predict import colourise, overlay
 from segnas.published import resolve_genotype
+from segnas.trainconfig import TrainConfig
 
 
 def test_colourise_uses_the_palette_and_blacks_out_ignored():

@@ -32,7 +32,7 @@ from PIL import Image
 
 from segnas.errors import ArtifactError, ConfigError
 from segnas.io import read_json, remove_stale_temps, save_torch
-from segnas.search.runner import EvaluatorSpec
+from segnas.search.steps import EvaluatorSpec
 from segnas.stem import build_stem
 
 REPO = Path(__file__).resolve().parents[1]
@@ -325,8 +325,8 @@ def _evil_checkpoint(path: Path, marker: Path) -> Path:
 
 
 def test_untrusted_pickles_are_refused_everywhere_with_a_clear_message(tmp_path, data_project):
-    from segnas.data import open_stem_cache
-    from segnas.fulltrain import load_checkpoint
+    from segnas.checkpoint import load_checkpoint
+    from segnas.data.stem_cache import open_stem_cache
     from segnas.search.controller import read_checkpoint
 
     marker = tmp_path / "pwned"
@@ -380,7 +380,7 @@ def test_malformed_params_stop_a_stage_with_one_line(tmp_path, monkeypatch, caps
 
 def test_invalid_genotype_text_in_the_train_params_is_named():
     from segnas.errors import GenotypeError
-    from segnas.fulltrain import select_architectures
+    from segnas.selection import select_architectures
 
     with pytest.raises(GenotypeError, match=r"template 0 'nope' is not of the form op1\+op2@agg"):
         select_architectures(["arch0", "T:nope B:0"], top_k=0)
@@ -407,7 +407,7 @@ def test_damaged_prepared_files_and_split_are_named(data_project, capsys):
 
 def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_path):
     """The search data loader compares the configured stem weights with the cache header's."""
-    from segnas.search.evaluate import EvalData
+    from segnas.search.reward import EvalData
 
     other = tmp_path / "other_stem.pt"
     torch.manual_seed(123)
@@ -425,7 +425,7 @@ def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_
 
 
 def test_stem_cache_of_other_crop_settings_is_refused_by_the_expected_header(data_project):
-    from segnas.data import open_stem_cache
+    from segnas.data.stem_cache import open_stem_cache
 
     with pytest.raises(ArtifactError, match=r"crop_size is \[32, 32\] but \[96, 96\]"):
         open_stem_cache("cache/stem", expected={"crop_size": [96, 96]})
@@ -434,7 +434,7 @@ def test_stem_cache_of_other_crop_settings_is_refused_by_the_expected_header(dat
 
 
 def test_trained_checkpoint_with_weights_of_another_architecture_is_named(tmp_path):
-    from segnas.fulltrain import CHECKPOINT_FORMAT, load_trained
+    from segnas.checkpoint import CHECKPOINT_FORMAT, load_trained
     from segnas.model import build_model
     from segnas.published import resolve_genotype
 
@@ -478,8 +478,10 @@ class DyingOnceSpec(EvaluatorSpec):
 def test_a_dying_worker_is_retried_once_and_the_search_goes_on(tmp_path):
     import io
 
-    from segnas.search.evaluate import EvalSetup
-    from segnas.search.runner import SearchConfig, SearchLayout, params_hash_of, run_search
+    from segnas.search.config import SearchConfig, params_hash_of
+    from segnas.search.reward import EvalSetup
+    from segnas.search.runner import run_search
+    from segnas.search.steps import SearchLayout
 
     config = SearchConfig(seed=0, rounds=1, archs_per_round=2, objective="target", workers=2)
     spec = DyingOnceSpec("target", EvalSetup(), "arch0", marker=str(tmp_path / "died"))
@@ -521,8 +523,10 @@ class AlwaysDyingSpec(EvaluatorSpec):
 def test_an_evaluation_whose_worker_dies_twice_is_recorded_as_worker_died(tmp_path):
     import io
 
-    from segnas.search.evaluate import EvalSetup, derive_seed
-    from segnas.search.runner import SearchConfig, SearchLayout, params_hash_of, run_search
+    from segnas.search.config import SearchConfig, params_hash_of
+    from segnas.search.reward import EvalSetup, derive_seed
+    from segnas.search.runner import run_search
+    from segnas.search.steps import SearchLayout
 
     config = SearchConfig(seed=0, rounds=2, archs_per_round=2, objective="target", workers=2)
     spec = AlwaysDyingSpec("target", EvalSetup(), "arch0", die_seed=derive_seed(0, "eval", 0, 1))
@@ -571,7 +575,7 @@ UNIT_FILES = (
     "compare/samples.json",
     "compare/evals/*.json",
 )
-# Wall-clock files: compared without their wall-clock fields (segnas.commands.repro's
+# Wall-clock files: compared without their wall-clock fields (segnas.pipeline.digests'
 # canonical digest drops JSON keys / CSV columns / checkpoint entries such as ``seconds``,
 # ``train_seconds``, ``latency_ms``) or, for the whole-file timing tables, only for presence.
 WALL_CLOCK_FIELDS = (
@@ -696,7 +700,7 @@ def _kill_at_random(
 
 
 def _same(clean: Path, chaos: Path, rel: str) -> bool:
-    from segnas.commands.repro import canonical_digest
+    from segnas.pipeline.digests import canonical_digest
 
     path = Path(rel)
     if any(path.match(p) for p in WALL_CLOCK_FILES):

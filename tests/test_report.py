@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import random
 import re
@@ -12,77 +11,59 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from segnas.compare import CompareConfig, CompareLayout, assemble, evaluate_job, write_samples
 from segnas.published import resolve_genotype
 from segnas.report import ReportInputs, build_report
 from segnas.report.figures import architecture_drawing, block_strides
-from segnas.space import DEFAULT_SPACE
+from segnas.search.controller import Controller
+from segnas.search.log import Record, write_outputs
+from segnas.search.reward import EvalResult
+from segnas.space import DEFAULT_SPACE, Genotype
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+def _write_search_logs(root: Path) -> None:
+    """``archs.csv``, ``timings.csv``, ``top.json``, ``metrics.json`` by the search's writer."""
+    rng = random.Random(0)
+    records = []
+    for round_index in range(4):
+        for index in range(3):
+            genotype = DEFAULT_SPACE.sample(rng)
+            result = EvalResult(
+                genotype.to_text(),
+                genotype.hash,
+                reward=0.1 + 0.05 * round_index + 0.01 * index,
+                miou=0.2,
+                mean_acc=0.3,
+                fwiou=0.4,
+                reward_phase1=0.1,
+                params=1000,
+                flops=10,
+                downsampling_factor=genotype.downsampling_factor,
+            )
+            records.append(Record(round_index, index, result))
+    write_outputs(root, records, top_k=1)
+
+
+def _write_comparison(root: Path) -> None:
+    """``samples.json``, the evaluations, ``compare.csv`` and ``metrics.json`` by the compare
+    steps; the rewards grow with the index, the random group's long ones a little more."""
+    layout, config = CompareLayout(root), CompareConfig(num_archs=4, long_phase2_epochs=2)
+    controller = Controller(DEFAULT_SPACE, hidden_size=8, num_layers=1, seed=0)
+    write_samples(layout, controller, config, seed=0, params_hash="test")
+    for group, setup, index in layout.jobs(config.num_archs):
+        reward = 0.1 * index + (0.05 if (group, setup) == ("random", "long") else 0.0)
+
+        def evaluate(genotype: Genotype, seed: int, reward: float = reward) -> EvalResult:
+            return EvalResult(genotype.to_text(), genotype.hash, reward=reward, miou=0.1)
+
+        evaluate_job(layout, "test", 0, group, setup, index, evaluate)
+    assemble(layout, config, "test")
 
 
 @pytest.fixture()
 def artifacts(tmp_path: Path) -> Path:
-    rng = random.Random(0)
-    archs = []
-    for round_index in range(4):
-        for index in range(3):
-            genotype = DEFAULT_SPACE.sample(rng)
-            archs.append(
-                {
-                    "round": round_index,
-                    "index": index,
-                    "genotype": genotype.to_text(),
-                    "hash": genotype.hash,
-                    "status": "ok",
-                    "reason": "",
-                    "reward": 0.1 + 0.05 * round_index + 0.01 * index,
-                    "miou": 0.2,
-                    "mean_acc": 0.3,
-                    "fwiou": 0.4,
-                    "reward_phase1": 0.1,
-                    "params": 1000,
-                    "flops": 10,
-                    "downsampling_factor": genotype.downsampling_factor,
-                }
-            )
-    _write_csv(tmp_path / "search/archs.csv", archs)
-    top = [{**archs[-1], "rank": 0}]
-    (tmp_path / "search/top.json").write_text(json.dumps({"top": top}))
-    compare = [
-        {
-            "group": g,
-            "index": i,
-            "hash": "x",
-            "genotype": "g",
-            "downsampling_factor": 2,
-            "params": 1,
-            "reward_search": 0.1 * i,
-            "reward_long": 0.1 * i + (0.05 if g == "random" else 0),
-            "miou_search": 0.1,
-            "miou_long": 0.1,
-            "status_search": "ok",
-            "status_long": "ok",
-        }
-        for g in ("controller", "random")
-        for i in range(4)
-    ]
-    _write_csv(tmp_path / "compare/compare.csv", compare)
-    stats = {"mean": 0.15, "median": 0.15, "max": 0.3, "min": 0.0}
-    (tmp_path / "compare/metrics.json").write_text(
-        json.dumps(
-            {
-                "num_archs": 4,
-                "controller": {"spearman_rho": 1.0, "reward_search": stats, "reward_long": stats},
-                "random": {"spearman_rho": 0.8, "reward_search": stats, "reward_long": stats},
-            }
-        )
-    )
+    _write_search_logs(tmp_path / "search")
+    _write_comparison(tmp_path / "compare")
     model_dir = tmp_path / "results/arch0"
     (model_dir / "qualitative").mkdir(parents=True)
     strip = model_dir / "qualitative/img0.png"

@@ -7,18 +7,13 @@ import shutil
 from pathlib import Path
 
 import torch
-import yaml
 
 from segnas.cli import main
-from segnas.commands.repro import (
-    canonical_digest,
-    collapse_deps,
-    compare_metrics,
-    expand_deps,
-    format_table,
-    stage_code_deps,
-    tree_digest,
-)
+from segnas.pipeline import reference, stages
+from segnas.pipeline.deps import collapse_deps, expand_deps, stage_code_deps
+from segnas.pipeline.digests import canonical_digest, tree_digest
+from segnas.pipeline.reference import compare_metrics, format_table
+from segnas.pipeline.stages import Output, Stage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,12 +94,20 @@ def test_compare_metrics_table_marks_differences():
     assert "DIFF" in table and "missing" in table and table.splitlines()[0].startswith("metric")
 
 
+def _one_stage_registry(monkeypatch, output: Output) -> None:
+    """Make the pipeline a single stage ``demo`` (``stages/demo.py``) that writes ``output``."""
+    demo = (Stage("demo", "a demo stage", (), (), (output,)),)
+    monkeypatch.setattr(stages, "REGISTRY", demo)
+    monkeypatch.setattr(reference, "REGISTRY", demo)
+    monkeypatch.setattr(stages, "NESTED_METRICS", ())
+
+
 def test_repro_hash_cli_compares_trees(tmp_path, capsys, monkeypatch):
+    _one_stage_registry(monkeypatch, Output("out"))
     for name in ("one", "two"):
         root = tmp_path / name
         (root / "out").mkdir(parents=True)
         (root / "out" / "f.txt").write_text(name if name == "two" else "one")
-        (root / "dvc.yaml").write_text("stages:\n  demo:\n    cmd: true\n    outs: [out]\n")
     assert main(["repro-hash", "--root", str(tmp_path / "one")]) == 0
     assert (
         main(["repro-hash", "--root", str(tmp_path / "one"), "--against", str(tmp_path / "two")])
@@ -114,22 +117,25 @@ def test_repro_hash_cli_compares_trees(tmp_path, capsys, monkeypatch):
     assert "DIFFERENT" in out and "differs: out/f.txt" in out and "0/1 stages identical" in out
 
 
-def _fake_project(root: Path, value: float) -> Path:
+def _fake_project(root: Path, monkeypatch, value: float) -> Path:
     """A project whose single stage writes ``{"miou": value, "seconds": ...}``."""
     shutil.copytree(REPO / "configs", root / "configs")
     shutil.copy2(REPO / "params.yaml", root / "params.yaml")
-    script = (
-        "import json, pathlib, time; pathlib.Path('out').mkdir(); "
+    (root / "stages").mkdir()
+    (root / "stages" / "demo.py").write_text(
+        "import json, pathlib, time\n"
+        "pathlib.Path('out').mkdir()\n"
         f"pathlib.Path('out/metrics.json').write_text(json.dumps({{'miou': {value}, "
-        "'seconds': time.time()}))"
+        "'seconds': time.time()}))\n"
     )
-    dvc = {"stages": {"demo": {"cmd": f'python -c "{script}"', "metrics": ["out/metrics.json"]}}}
-    (root / "dvc.yaml").write_text(yaml.safe_dump(dvc), encoding="utf-8")
+    _one_stage_registry(monkeypatch, Output("out/metrics.json", metric=True))
     return root
 
 
-def test_repro_check_runs_from_scratch_and_compares_with_the_reference(tmp_path, capsys):
-    project = _fake_project(tmp_path / "project", 0.25)
+def test_repro_check_runs_from_scratch_and_compares_with_the_reference(
+    tmp_path, capsys, monkeypatch
+):
+    project = _fake_project(tmp_path / "project", monkeypatch, 0.25)
     reference = tmp_path / "reference.json"
     args = ["repro-check", "--root", str(project), "--reference", str(reference)]
     assert main([*args, "--workdir", str(tmp_path / "run1"), "--update"]) == 0

@@ -12,16 +12,15 @@ from search_project import REPO, make_project, run_stage, stage_env, tiny_params
 
 from segnas.errors import ArtifactError
 from segnas.io import read_json
+from segnas.search.config import SearchConfig, params_hash_of
 from segnas.search.controller import load_controller
-from segnas.search.evaluate import EvalSetup
 from segnas.search.log import ARCHS_COLUMNS
-from segnas.search.runner import (
+from segnas.search.reward import EvalSetup
+from segnas.search.runner import run_search
+from segnas.search.steps import (
     EvaluatorSpec,
-    SearchConfig,
     SearchLayout,
     evaluate_index,
-    params_hash_of,
-    run_search,
     sample_round,
     update_round,
 )
@@ -70,6 +69,7 @@ def test_local_search_writes_reproducible_logs(project):
     assert controller.hidden_size == 100
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_equals_the_uninterrupted_run(project):
     _fresh(project)
     command = [sys.executable, str(REPO / "stages" / "search.py"), "run", "--workers", "2"]
@@ -101,6 +101,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(project):
     _same_outputs(project)
 
 
+@pytest.mark.slow
 def test_snakemake_fan_out_equals_the_local_pool(project):
     _fresh(project)
     (project / "Snakefile").write_text(SNAKEFILE)

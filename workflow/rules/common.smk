@@ -1,9 +1,11 @@
-# Shared helpers for the segnas rules: params validation, per-rule params and code dependencies.
+# Shared helpers for the segnas rules: params validation, per-rule params (from the stage
+# registry, segnas/pipeline/stages.py) and code dependencies.
 import json
 
-from segnas.commands.repro import stage_code_deps
 from segnas.config import load_params, validate_params
 from segnas.errors import SegnasError
+from segnas.pipeline.deps import stage_code_deps
+from segnas.pipeline.stages import stage
 
 PARAMS_FILE = "params.yaml"
 
@@ -27,9 +29,10 @@ def code(stage):
         return [f"stages/{stage}.py"]
 
 
-def sections(*keys):
-    """The params sections a stage reads, as canonical JSON (the rule's rerun trigger)."""
-    return json.dumps({key: config.get(key) for key in keys}, sort_keys=True)
+def stage_params(name):
+    """The params that decide a stage's results (segnas/pipeline/stages.py), as canonical JSON:
+    the rule's rerun trigger."""
+    return json.dumps(stage(name).params(config), sort_keys=True)
 
 
 def stage_cmd(stage):

@@ -3,26 +3,13 @@
 # spread by the executor: local cores or SLURM) train and score them, and `compare` assembles
 # compare/compare.csv and compare/metrics.json. Every job runs the same library step as the
 # local `python stages/compare.py`, so both give identical results (docs/results.md).
-# Needs from common.smk: PARAMS_FILE, code(); from search.smk: SEARCH_DATA, SEARCH_EVAL.
-import json
-
+# Needs from common.smk: PARAMS_FILE, code(), stage_params(); from search.smk: SEARCH_DATA, SEARCH_EVAL.
 COMPARE = config.get("compare") or {}
 COMPARE_N = int(COMPARE.get("num_archs", 20))
 COMPARE_CONTROLLER = COMPARE.get("controller", "search/controller/final.pt")
 COMPARE_GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
-# The params that decide the results (not how many local workers run them): rerun trigger.
-COMPARE_PARAMS = json.dumps(
-    {
-        "seed": config.get("seed"),
-        "device": config.get("device"),
-        "stem": config.get("stem"),
-        "search": {
-            k: v for k, v in config["search"].items() if k not in ("workers", "progress_interval")
-        },
-        "compare": {k: v for k, v in COMPARE.items() if k != "workers"},
-    },
-    sort_keys=True,
-)
+# The params that decide the results (not how the jobs run): the rules' rerun trigger.
+COMPARE_PARAMS = stage_params("compare")
 COMPARE_JOBS = [
     f"compare/evals/{group}_{setup}_{index:04d}.json"
     for group in ("controller", "random")

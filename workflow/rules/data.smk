@@ -7,7 +7,7 @@ rule prepare:
     output:
         directory("data/prepared"),
     params:
-        sections=sections("seed", "datasets"),
+        sections=stage_params("prepare"),
     log:
         "logs/prepare.log",
     threads: 1
@@ -25,7 +25,7 @@ rule split:
     output:
         directory("data/split"),
     params:
-        sections=sections("seed", "split"),
+        sections=stage_params("split"),
     log:
         "logs/split.log",
     threads: 1
@@ -44,7 +44,7 @@ rule cache_stem:
     output:
         directory("cache/stem"),
     params:
-        sections=sections("seed", "stem", "cache_stem"),
+        sections=stage_params("cache_stem"),
     log:
         "logs/cache_stem.log",
     threads: 2

@@ -9,7 +9,7 @@ rule train:
     output:
         directory("models"),
     params:
-        sections=sections("seed", "device", "stem", "train"),
+        sections=stage_params("train"),
     log:
         "logs/train.log",
     threads: int(config["train"].get("threads", 2))
@@ -29,7 +29,7 @@ rule evaluate:
     output:
         directory("results"),
     params:
-        sections=sections("device", "evaluate"),
+        sections=stage_params("evaluate"),
     log:
         "logs/evaluate.log",
     threads: int(config["evaluate"].get("threads", 2))
@@ -53,7 +53,7 @@ rule report:
     output:
         directory("report"),
     params:
-        sections=sections("report"),
+        sections=stage_params("report"),
     log:
         "logs/report.log",
     threads: 1

@@ -3,9 +3,7 @@
 # and one `search_update` job (PPO); then `search` assembles search/archs.csv, timings.csv,
 # top.json, metrics.json and controller/final.pt. Every job runs the same library step as the
 # local pool of `python stages/search.py`, so both give identical archs.csv (docs/search.md).
-# Needs from common.smk: code(), _round(), _previous_checkpoint(), _round_evaluations().
-import json
-
+# Needs from common.smk: code(), stage_params(), _round(), _previous_checkpoint(), _round_evaluations().
 SEARCH = config["search"]
 SEARCH_ROUNDS = int(SEARCH["rounds"])
 SEARCH_B = int(SEARCH["archs_per_round"])
@@ -13,16 +11,8 @@ SEARCH_EVAL = SEARCH.get("eval") or {}
 SEARCH_GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
 SEARCH_TRAINS = SEARCH.get("objective", "train") == "train"
 SEARCH_DATA = ["data/prepared", "data/split", "cache/stem"] if SEARCH_TRAINS else []
-# The params that decide the results (not how many local workers run them): rerun trigger.
-SEARCH_PARAMS = json.dumps(
-    {
-        "seed": config.get("seed"),
-        "device": config.get("device"),
-        "stem": config.get("stem"),
-        "search": {k: v for k, v in SEARCH.items() if k not in ("workers", "progress_interval")},
-    },
-    sort_keys=True,
-)
+# The params that decide the results (not how the jobs run): the rules' rerun trigger.
+SEARCH_PARAMS = stage_params("search")
 
 
 wildcard_constraints:

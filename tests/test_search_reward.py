@@ -9,8 +9,8 @@ from segnas.facts import count_params
 from segnas.metrics import reward_from_scores
 from segnas.model import build_model
 from segnas.published import resolve_genotype
-from segnas.search import evaluate as ev
-from segnas.search.evaluate import EvalData, EvalSetup, evaluate_architecture
+from segnas.search import reward as ev
+from segnas.search.reward import EvalData, EvalSetup, evaluate_architecture
 
 ARCH = resolve_genotype("arch1")
 

@@ -226,7 +226,9 @@ class EvalData:
         stem_weights: str = "none",
     ) -> EvalData:
         """Open ``data/prepared/<dataset>/``, ``data/split/`` and ``cache/stem/``."""
-        from ..data import load_prepared, load_split, open_stem_cache
+        from ..data.prepared import load_prepared
+        from ..data.split import load_split
+        from ..data.stem_cache import open_stem_cache
 
         prepared = load_prepared(prepared_dir)
         meta_train, meta_val = load_split(split_dir)
@@ -243,7 +245,8 @@ class EvalData:
         key = (val_size, batch_size)
         if key in self._val_batches:
             return self._val_batches[key]
-        from ..data import EvalTransform, SegmentationDataset
+        from ..data.dataset import SegmentationDataset
+        from ..data.transforms import EvalTransform
 
         dataset = SegmentationDataset(self.prepared, self.meta_val, EvalTransform(val_size))
         batches, pending, total = [], [], 0
@@ -359,7 +362,8 @@ def train_phase2(
     after_epoch: AfterEpoch | None = None,
 ) -> None:
     """End-to-end training on meta-train images with random scale, crop and flip."""
-    from ..data import SegmentationDataset, TrainTransform
+    from ..data.dataset import SegmentationDataset
+    from ..data.transforms import TrainTransform
 
     transform = TrainTransform(setup.crop_size, setup.scale_range, setup.flip, seed)
     dataset = SegmentationDataset(data.prepared, data.meta_train, transform)

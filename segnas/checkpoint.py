@@ -1,0 +1,111 @@
+"""Training checkpoints: the file format, atomic writes, checked reads and rebuilding the net."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ArtifactError
+from .io import save_torch
+from .model import SegmentationNet, build_model
+from .published import resolve_genotype
+
+CHECKPOINT_FORMAT = 1
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint restores besides the weights."""
+
+    epoch: int = 0
+    iteration: int = 0
+    train_seconds: float = 0.0
+    best_miou: float = -1.0
+    best_epoch: int = -1
+    finished: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    scaler: torch.amp.GradScaler | None,
+    meta: dict[str, Any],
+    state: TrainState,
+) -> None:
+    """Atomically write a checkpoint (weights on CPU, optimizer state, meta, progress)."""
+    payload = {
+        "meta": meta,
+        "state": asdict(state),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+    }
+    save_torch(path, payload)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"checkpoint {path} does not exist; run the train stage first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file: torch raises many types
+        raise ArtifactError(f"checkpoint {path} cannot be read ({exc}); delete it") from exc
+    if not isinstance(payload, dict) or payload.get("meta", {}).get("format") != CHECKPOINT_FORMAT:
+        raise ArtifactError(
+            f"{path} is not a segnas training checkpoint (format {CHECKPOINT_FORMAT}); delete it"
+        )
+    return payload
+
+
+def check_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Refuse to resume from a checkpoint of another architecture or other params."""
+    stored = payload["meta"]
+    for key, what in (("genotype_hash", "architecture"), ("params_hash", "training params")):
+        if stored.get(key) != meta[key]:
+            raise ArtifactError(
+                f"{path} was written for another {what} ({key} {stored.get(key)} != "
+                f"{meta[key]}); delete {path.parent} to start over, or restore the params "
+                "it was trained with"
+            )
+
+
+def load_trained(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[SegmentationNet, dict[str, Any]]:
+    """Rebuild the network stored in a training checkpoint; returns (model in eval mode, meta)."""
+    payload = load_checkpoint(path)
+    meta = payload["meta"]
+    config = meta["config"]
+    genotype = resolve_genotype(meta["genotype"])
+    model = build_model(
+        genotype,
+        num_classes=meta["num_classes"],
+        agg_width=config["agg_width"],
+        sep_conv_units=config["sep_conv_units"],
+        stem_weights="none",
+    )
+    if genotype.hash != meta.get("genotype_hash"):
+        raise ArtifactError(
+            f"{path}: its genotype {meta['genotype']!r} has hash {genotype.hash}, but the "
+            f"checkpoint says {meta.get('genotype_hash')}; the file is inconsistent, retrain it"
+        )
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise ArtifactError(
+            f"{path}: its weights do not fit architecture {genotype.hash} ({first_line}); "
+            "the checkpoint holds another architecture's weights, retrain it"
+        ) from exc
+    info = dict(meta, state=payload["state"])
+    return model.to(device).eval(), info

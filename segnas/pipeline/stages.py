@@ -1,0 +1,168 @@
+"""The stage registry: per stage its script, the params it reads, its inputs and outputs.
+
+``dvc.yaml`` is generated from it (``segnas dvc-yaml``), the Snakemake rules take
+their rerun triggers from it, and ``repro``, the tests and the docs read it. The stages are
+listed in the order they run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from .paths import COMPARE, MODELS, PREPARED, REPORT, RESULTS, SEARCH, SPLIT, STEM_CACHE
+
+
+@dataclass(frozen=True)
+class Output:
+    """One declared output; ``persist`` keeps it across reruns, ``cache: false`` leaves it in
+    place (DVC neither stores nor rewrites it), ``metric`` lists it under ``metrics``."""
+
+    path: str
+    persist: bool = False
+    cache: bool = True
+    metric: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage: ``stages/<name>.py`` run with ``--params params.yaml``."""
+
+    name: str
+    desc: str
+    sections: tuple[str, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[Output, ...]
+    run_only: tuple[str, ...] = ()
+
+    @property
+    def script(self) -> str:
+        return f"stages/{self.name}.py"
+
+    @property
+    def cmd(self) -> str:
+        return f"python {self.script} --params params.yaml"
+
+    def params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The params sections this stage reads, without the keys that only change how it
+        runs (``run_only``, dotted ``section.key``): what decides its results."""
+        chosen: dict[str, Any] = {}
+        for section in self.sections:
+            value = values.get(section)
+            dropped = {k.split(".", 1)[1] for k in self.run_only if k.startswith(f"{section}.")}
+            if dropped and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k not in dropped}
+            chosen[section] = value
+        return chosen
+
+
+_SEARCH_DATA = (PREPARED.as_posix(), SPLIT.as_posix(), STEM_CACHE.as_posix())
+
+REGISTRY: tuple[Stage, ...] = (
+    Stage(
+        "prepare",
+        "every dataset under params `datasets` -> data/prepared/<name>/",
+        ("seed", "datasets"),
+        (),
+        (Output(PREPARED.as_posix()),),
+    ),
+    Stage(
+        "split",
+        "the search dataset's train split -> meta-train / meta-val",
+        ("seed", "split"),
+        (PREPARED.as_posix(),),
+        (Output(SPLIT.as_posix()),),
+    ),
+    Stage(
+        "cache_stem",
+        "stem features of fixed meta-train crops (float16 memmaps)",
+        ("seed", "stem", "cache_stem"),
+        (PREPARED.as_posix(), SPLIT.as_posix()),
+        (Output(STEM_CACHE.as_posix()),),
+    ),
+    Stage(
+        "search",
+        "LSTM controller + PPO over sampled architectures (Snakemake fans it out per round)",
+        ("seed", "device", "stem", "search"),
+        _SEARCH_DATA,
+        (
+            Output(f"{SEARCH}/rounds", persist=True),
+            Output(f"{SEARCH}/controller", persist=True),
+            Output(f"{SEARCH}/archs.csv"),
+            Output(f"{SEARCH}/timings.csv"),
+            Output(f"{SEARCH}/top.json"),
+            Output(f"{SEARCH}/metrics.json", cache=False, metric=True),
+        ),
+        run_only=("search.workers", "search.progress_interval"),
+    ),
+    Stage(
+        "compare",
+        "trained controller vs uniform sampling, search setup vs a longer one",
+        ("seed", "device", "stem", "search", "compare"),
+        (*_SEARCH_DATA, f"{SEARCH}/controller/final.pt"),
+        (
+            Output(
+                f"{COMPARE}/samples.json",
+                cache=False,
+                note="not cached: DVC rewrites a cached single file after the stage, which "
+                "would make it\nnewer than the evaluations (Snakemake's compare_evaluate jobs) "
+                "that read it",
+            ),
+            Output(f"{COMPARE}/evals"),
+            Output(f"{COMPARE}/compare.csv"),
+            Output(f"{COMPARE}/metrics.json", cache=False, metric=True),
+        ),
+        run_only=("search.workers", "search.progress_interval", "compare.workers"),
+    ),
+    Stage(
+        "train",
+        "full training of params `train.architectures` + the search's top_k -> models/<name>/",
+        ("seed", "device", "stem", "train"),
+        (PREPARED.as_posix(), f"{SEARCH}/top.json"),
+        (Output(MODELS.as_posix()),),
+    ),
+    Stage(
+        "evaluate",
+        "test-split scores, model facts, latency, ONNX -> results/<name>/, results/metrics.json",
+        ("device", "evaluate"),
+        (PREPARED.as_posix(), MODELS.as_posix()),
+        (Output(RESULTS.as_posix()),),
+    ),
+    Stage(
+        "report",
+        "report/report.html + report.md from every artifact",
+        ("report",),
+        (
+            "segnas/report/paper_results.yaml",
+            f"{SEARCH}/archs.csv",
+            f"{SEARCH}/top.json",
+            f"{COMPARE}/compare.csv",
+            f"{COMPARE}/metrics.json",
+            RESULTS.as_posix(),
+        ),
+        (Output(REPORT.as_posix()),),
+    ),
+)
+STAGES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
+# Metrics files inside a stage's output folder (DVC lists them at the top level).
+NESTED_METRICS: tuple[str, ...] = (f"{RESULTS}/metrics.json",)
+
+
+def stage_outputs() -> dict[str, list[str]]:
+    """Each stage's declared outputs (metrics files included)."""
+    return {s.name: [o.path for o in s.outputs] for s in REGISTRY}
+
+
+def metric_files() -> list[str]:
+    """Every metrics file: those a stage declares, then those inside an output folder."""
+    return [o.path for s in REGISTRY for o in s.outputs if o.metric] + list(NESTED_METRICS)
+
+
+def stage(name: str) -> Stage:
+    """The registered stage ``name``."""
+    for candidate in REGISTRY:
+        if candidate.name == name:
+            return candidate
+    raise ConfigError(f"unknown stage {name!r}; the stages are {', '.join(STAGES)}")

@@ -1,0 +1,317 @@
+"""Rounds of the search as three resumable steps over files under the search directory.
+
+Round ``r``: ``sample`` writes B genotypes drawn by the controller as updated after round
+``r - 1``; ``evaluate`` scores one of them; ``update`` feeds the B results to PPO and saves
+the controller. Each step reads and writes files atomically, so the local pool
+(``search.runner``) and a Snakemake/SLURM fan-out run the very same computations, and a killed
+search resumes from its last completed evaluation. Every random choice derives from
+(seed, round, index), never from the worker count or the completion order.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import torch
+
+from ..errors import ArtifactError, ConfigError
+from ..io import read_json, write_json
+from ..published import resolve_genotype
+from ..space import DEFAULT_SPACE, Genotype, SearchSpace
+from .config import SearchConfig
+from .controller import Controller, read_checkpoint, save_controller
+from .log import Record, write_outputs
+from .ppo import PPOTrainer
+from .reward import (
+    EvalData,
+    EvalResult,
+    EvalSetup,
+    derive_seed,
+    evaluate_architecture,
+    target_similarity_result,
+)
+
+
+class SearchLayout:
+    """File names under the search directory."""
+
+    def __init__(self, root: str | Path = "search") -> None:
+        self.root = Path(root)
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def rounds_dir(self) -> Path:
+        return self.root / "rounds"
+
+    @property
+    def controller_dir(self) -> Path:
+        return self.root / "controller"
+
+    def samples(self, round_index: int) -> Path:
+        return self.rounds_dir / f"r{round_index:05d}" / "samples.json"
+
+    def evaluation(self, round_index: int, index: int) -> Path:
+        return self.rounds_dir / f"r{round_index:05d}" / f"e{index:04d}.json"
+
+    def checkpoint(self, round_index: int) -> Path:
+        return self.controller_dir / f"round_{round_index:05d}.pt"
+
+    @property
+    def final_checkpoint(self) -> Path:
+        return self.controller_dir / "final.pt"
+
+
+def _check_hash(path: Path, payload: dict, params_hash: str) -> None:
+    if payload.get("params_hash") != params_hash:
+        raise ArtifactError(
+            f"{path} was written with params hash {payload.get('params_hash')} but the current "
+            f"params hash to {params_hash}; delete the search directory (or let the local "
+            "runner restart it) and rerun"
+        )
+
+
+def _new_trainer(config: SearchConfig, space: SearchSpace) -> PPOTrainer:
+    controller = Controller(
+        space,
+        config.controller.hidden_size,
+        config.controller.num_layers,
+        config.controller.init_range,
+        seed=derive_seed(config.seed, "controller"),
+    )
+    return PPOTrainer(controller, config.ppo)
+
+
+def load_trainer(
+    layout: SearchLayout,
+    config: SearchConfig,
+    params_hash: str,
+    after_round: int,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> PPOTrainer:
+    """The controller and PPO state after ``after_round`` (-1: freshly initialised)."""
+    trainer = _new_trainer(config, space)
+    if after_round < 0:
+        return trainer
+    path = layout.checkpoint(after_round)
+    payload = read_checkpoint(path)
+    _check_hash(path, payload, params_hash)
+    trainer.controller.load_state_dict(payload["state_dict"])
+    trainer.load_state_dict(payload["ppo"])
+    return trainer
+
+
+def _controller_step(fn: Callable[[], object]) -> object:
+    """Run controller work single-threaded and deterministic (same bits in any process)."""
+    threads = torch.get_num_threads()
+    mode = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(mode)
+
+
+def sample_round(
+    layout: SearchLayout,
+    config: SearchConfig,
+    params_hash: str,
+    round_index: int,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> list[dict]:
+    """Write (or reuse) ``samples.json`` of ``round_index``: genotypes and log-probabilities."""
+    path = layout.samples(round_index)
+    if path.is_file():
+        payload = read_json(path)
+        _check_hash(path, payload, params_hash)
+        return payload["samples"]
+    trainer = load_trainer(layout, config, params_hash, round_index - 1, space)
+
+    def draw() -> list[dict]:
+        samples = []
+        for index in range(config.archs_per_round):
+            generator = torch.Generator().manual_seed(
+                derive_seed(config.seed, "sample", round_index, index)
+            )
+            genotype, log_prob = trainer.controller.sample(generator)
+            samples.append(
+                {
+                    "index": index,
+                    "genotype": genotype.to_list(),
+                    "text": genotype.to_text(),
+                    "hash": genotype.hash,
+                    "log_prob": log_prob,
+                }
+            )
+        return samples
+
+    samples = _controller_step(draw)
+    write_json(path, {"params_hash": params_hash, "round": round_index, "samples": samples})
+    return samples
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """A picklable recipe for the reward function (built once per worker process)."""
+
+    objective: str
+    setup: EvalSetup
+    target: str = "arch0"
+    prepared_dir: str = ""
+    split_dir: str = "data/split"
+    cache_dir: str = "cache/stem"
+    stem_weights: str = "none"
+    device: str = "cpu"
+
+    def build(self) -> Callable[[Genotype, int], EvalResult]:
+        """``evaluate(genotype, seed) -> EvalResult``."""
+        if self.objective == "target":
+            target = resolve_genotype(self.target)
+            return lambda genotype, seed: target_similarity_result(genotype, target)
+        data = EvalData.from_paths(
+            self.prepared_dir, self.split_dir, self.cache_dir, self.stem_weights
+        )
+        return lambda genotype, seed: evaluate_architecture(
+            genotype, self.setup, data, seed, self.device
+        )
+
+
+def evaluate_index(
+    layout: SearchLayout,
+    config: SearchConfig,
+    params_hash: str,
+    round_index: int,
+    index: int,
+    evaluate: Callable[[Genotype, int], EvalResult],
+    space: SearchSpace = DEFAULT_SPACE,
+) -> EvalResult:
+    """Evaluate sample ``index`` of ``round_index`` and write its result file (or reuse it)."""
+    path = layout.evaluation(round_index, index)
+    if path.is_file():
+        payload = read_json(path)
+        _check_hash(path, payload, params_hash)
+        return EvalResult.from_dict(payload["result"])
+    samples_path = layout.samples(round_index)
+    samples = read_json(samples_path)
+    _check_hash(samples_path, samples, params_hash)
+    if not 0 <= index < len(samples["samples"]):
+        raise ConfigError(f"{samples_path} has no sample {index}")
+    genotype = space.from_list(samples["samples"][index]["genotype"])
+    result = evaluate(genotype, derive_seed(config.seed, "eval", round_index, index))
+    write_json(
+        path,
+        {
+            "params_hash": params_hash,
+            "round": round_index,
+            "index": index,
+            "result": result.to_dict(),
+        },
+    )
+    return result
+
+
+def _read_round(
+    layout: SearchLayout, params_hash: str, round_index: int, space: SearchSpace
+) -> list[tuple[Genotype, float, EvalResult]]:
+    samples_path = layout.samples(round_index)
+    samples = read_json(samples_path)
+    _check_hash(samples_path, samples, params_hash)
+    out = []
+    for sample in samples["samples"]:
+        path = layout.evaluation(round_index, sample["index"])
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing; evaluate round {round_index} first")
+        payload = read_json(path)
+        _check_hash(path, payload, params_hash)
+        genotype = space.from_list(sample["genotype"])
+        out.append((genotype, float(sample["log_prob"]), EvalResult.from_dict(payload["result"])))
+    return out
+
+
+def update_round(
+    layout: SearchLayout,
+    config: SearchConfig,
+    params_hash: str,
+    round_index: int,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> dict:
+    """Feed round ``round_index``'s results to PPO (in index order) and save the controller."""
+    path = layout.checkpoint(round_index)
+    if path.is_file():
+        payload = read_checkpoint(path)
+        _check_hash(path, payload, params_hash)
+        return payload["stats"]
+    results = _read_round(layout, params_hash, round_index, space)
+    trainer = load_trainer(layout, config, params_hash, round_index - 1, space)
+
+    def step() -> dict:
+        for genotype, log_prob, result in results:
+            trainer.add(genotype, result.reward, log_prob)
+        return trainer.step()
+
+    stats = _controller_step(step)
+    save_controller(
+        path,
+        trainer.controller,
+        params_hash,
+        {"round": round_index, "ppo": trainer.state_dict(), "stats": stats},
+    )
+    return stats
+
+
+def collect_records(
+    layout: SearchLayout, config: SearchConfig, params_hash: str, space: SearchSpace
+) -> list[Record]:
+    """Every evaluated architecture of the finished search."""
+    records = []
+    for round_index in range(config.rounds):
+        results = _read_round(layout, params_hash, round_index, space)
+        records += [Record(round_index, index, r) for index, (_, _, r) in enumerate(results)]
+    return records
+
+
+def assemble(
+    layout: SearchLayout,
+    config: SearchConfig,
+    params_hash: str,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> list[Record]:
+    """Write ``archs.csv``, ``timings.csv``, ``top.json``, ``metrics.json`` and ``final.pt``."""
+    last = layout.checkpoint(config.rounds - 1)
+    if not last.is_file():
+        raise ArtifactError(f"{last} is missing; the search has not finished all its rounds")
+    records = collect_records(layout, config, params_hash, space)
+    write_outputs(layout.root, records, config.top_k)
+    payload = read_checkpoint(last)
+    _check_hash(last, payload, params_hash)
+    controller = load_trainer(layout, config, params_hash, config.rounds - 1, space).controller
+    save_controller(layout.final_checkpoint, controller, params_hash, {"round": config.rounds - 1})
+    return records
+
+
+def prepare_directory(layout: SearchLayout, params_hash: str, stream: TextIO) -> None:
+    """Record the params hash; a partial search made with other params is started over."""
+    if layout.state.is_file():
+        found = {read_json(layout.state).get("params_hash")}
+    else:  # e.g. written by the Snakemake fan-out, which keeps no state file
+        found = {read_json(p).get("params_hash") for p in layout.rounds_dir.glob("*/samples.json")}
+    if found == {params_hash}:
+        write_json(layout.state, {"params_hash": params_hash})
+        return
+    if found:
+        stream.write(
+            f"[search] {layout.root} holds a search with other params "
+            f"({', '.join(sorted(map(str, found)))} != {params_hash}); starting over\n"
+        )
+    for stale in (layout.rounds_dir, layout.controller_dir):
+        if stale.exists():
+            shutil.rmtree(stale)
+    write_json(layout.state, {"params_hash": params_hash})
