@@ -3,12 +3,22 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The whole environment, every package at an exact version with its hashes, for CPython
+# LOCK_PYTHON on LOCK_PLATFORM (the project's machines, CI, the image); `make lock` writes it.
+LOCK ?= requirements.lock
+LOCK_PYTHON ?= 3.11
+LOCK_PLATFORM ?= x86_64-manylinux_2_28
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# Locked with pyproject.toml's requirements: the torch pair, and typing below 3.10 (uv ignores
+# upper bounds of Requires-Python, and typing 3.10.0.0, for Python < 3.5, is refused by pip).
+LOCK_PINS := $(TORCH_PINS) 'typing<3.10'
 STAMP := $(VENV)/.segnas-installed
+UV_VERSION := 0.13.9
+UV := .venv-uv/bin/uv
 # OpenMP threads sleep instead of spinning while waiting (concurrent jobs on few CPU cores).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test test-fast lint snakemake repro-check clean-outputs
+.PHONY: install lock demo test test-fast lint snakemake repro-check clean-outputs
 
 # The install step the README documents: pinned torch first, then the project (editable) + dev.
 $(STAMP): pyproject.toml
@@ -18,6 +28,20 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Rewrites $(LOCK) from pyproject.toml (dependencies + dev extra) and LOCK_PINS with uv,
+# keeping the versions already locked (UPGRADE=1: the newest allowed). TORCH_INDEX=URL takes
+# torch from another wheel index (docs/pipeline.md, "Lock file").
+lock: $(UV)
+	printf '%s\n' $(LOCK_PINS) | $(UV) pip compile pyproject.toml - --extra dev \
+	  --generate-hashes --python-version $(LOCK_PYTHON) --python-platform $(LOCK_PLATFORM) \
+	  $(if $(UPGRADE),--upgrade) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX) --emit-index-url) \
+	  --custom-compile-command 'make lock' --output-file $(LOCK)
+
+# uv, pinned, in a venv of its own (not the project's).
+$(UV):
+	$(PYTHON) -m venv .venv-uv
+	.venv-uv/bin/pip install uv==$(UV_VERSION)
 
 # The quickstart with DVC; a second `make demo` executes no stage.
 demo: install
