@@ -12,20 +12,27 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Locked with pyproject.toml's requirements: the torch pair, and typing below 3.10 (uv ignores
 # upper bounds of Requires-Python, and typing 3.10.0.0, for Python < 3.5, is refused by pip).
 LOCK_PINS := $(TORCH_PINS) 'typing<3.10'
+# Holds the path of the lock installed into the venv (tests/test_environment.py reads it).
 STAMP := $(VENV)/.segnas-installed
 UV_VERSION := 0.13.9
 UV := .venv-uv/bin/uv
 # OpenMP threads sleep instead of spinning while waiting (concurrent jobs on few CPU cores).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lock demo test test-fast lint snakemake repro-check clean-outputs
+.PHONY: install lock demo test test-fast lint snakemake repro-check clean-outputs FORCE
 
-# The install step the README documents: pinned torch first, then the project (editable) + dev.
-$(STAMP): pyproject.toml
+# The install step the README documents: the locked environment, then the project (editable,
+# built with the locked setuptools). Reruns when the lock or pyproject.toml changes, or when
+# LOCK names another lock than the one installed.
+$(STAMP): $(LOCK) pyproject.toml $(if $(filter $(LOCK),$(shell cat $(STAMP) 2>/dev/null)),,FORCE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install $(TORCH_PINS)
-	$(BIN)/pip install -e '.[dev]'
-	touch $(STAMP)
+	@v=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	test "$$v" = "$(LOCK_PYTHON)" || { echo "make install: $(VENV) runs Python $$v but $(LOCK)" \
+	  "is for Python $(LOCK_PYTHON): rm -rf $(VENV) && make install PYTHON=python$(LOCK_PYTHON)" \
+	  "(another Python: docs/pipeline.md, \"Lock file\")" >&2; exit 1; }
+	$(BIN)/pip install --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --no-deps --no-build-isolation -e .
+	echo $(LOCK) > $(STAMP)
 
 install: $(STAMP)
 
