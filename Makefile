@@ -9,9 +9,11 @@ LOCK ?= requirements.lock
 LOCK_PYTHON ?= 3.11
 LOCK_PLATFORM ?= x86_64-manylinux_2_28
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-# Locked with pyproject.toml's requirements: the torch pair, and typing below 3.10 (uv ignores
-# upper bounds of Requires-Python, and typing 3.10.0.0, for Python < 3.5, is refused by pip).
-LOCK_PINS := $(TORCH_PINS) 'typing<3.10'
+# Locked with pyproject.toml's requirements: the torch pair; typing below 3.10 (uv ignores
+# upper bounds of Requires-Python, and typing 3.10.0.0, for Python < 3.5, is refused by pip);
+# python-dateutil below 3, so that uv locks what pip resolves from the same ranges (celery
+# 5.7, python-dateutil 2.9), not the new major python-dateutil 4 with an older celery.
+LOCK_PINS := $(TORCH_PINS) 'typing<3.10' 'python-dateutil<3'
 # Holds the path of the lock installed into the venv (tests/test_environment.py reads it).
 STAMP := $(VENV)/.segnas-installed
 UV_VERSION := 0.13.9
