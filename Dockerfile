@@ -1,18 +1,17 @@
 # syntax=docker/dockerfile:1.7
-# segnas image: CPU by default; the quickstart (synthetic data, no download) is the default command.
-#   docker build -t segnas .                                   # CPU, python:3.11-slim-bookworm
-#   docker build --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 -t segnas:cuda .
-#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t segnas .
+# segnas image: the locked environment (requirements.lock: CPython 3.11, x86-64 Linux, PyPI's
+# torch, which bundles CUDA 13 and runs on the CPU or an NVIDIA GPU); the quickstart (synthetic
+# data, no download) is the default command.
+#   docker build -t segnas .                                   # python:3.11-slim-bookworm
+#   docker build --build-arg LOCK=requirements-cpu.lock -t segnas:cpu .  # another lock
 #   docker run --rm -v "$PWD/out:/app/report" segnas           # runs the quickstart
-# Dependencies are installed in their own layers (torch first, then pyproject's dependencies),
-# so editing the code rebuilds only the last layers; the pip cache mount keeps wheels between
-# builds. See docs/pipeline.md ("Container").
+# The locked packages are one layer, rebuilt only when the lock changes, so editing the code
+# rebuilds only the last layer; the pip cache mount keeps wheels between builds. See
+# docs/pipeline.md ("Lock file", "Container").
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
-ARG TORCH_INDEX_URL=https://pypi.org/simple
-ARG TORCH_VERSION=2.14.1
-ARG TORCHVISION_VERSION=0.29.1
+ARG LOCK=requirements.lock
 
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
@@ -22,7 +21,7 @@ ENV VIRTUAL_ENV=/opt/venv \
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# CUDA base images ship without Python: install it only when it is missing.
+# Bases without Python get the distribution's (the lock needs Python 3.11: Debian bookworm's).
 # hadolint ignore=DL3008
 RUN if ! python3 -m venv --help >/dev/null 2>&1; then \
         apt-get update \
@@ -33,23 +32,16 @@ RUN if ! python3 -m venv --help >/dev/null 2>&1; then \
     && python3 -m venv "$VIRTUAL_ENV" \
     && useradd --create-home --uid 1000 --shell /bin/bash segnas
 
-# Layer 1: torch (the big one), from a configurable wheel index.
-RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install --index-url "$TORCH_INDEX_URL" --extra-index-url https://pypi.org/simple \
-        "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
-
-# Layer 2: the project's dependencies, read from pyproject.toml alone (no code yet).
+# Layer 1: the locked environment, exactly as `make install` installs it (no code yet).
 WORKDIR /app
-COPY pyproject.toml ./
+COPY ${LOCK} ./${LOCK}
 RUN --mount=type=cache,target=/root/.cache/pip \
-    python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print('\n'.join(p['dependencies']))" > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+    pip install --require-hashes --no-deps -r "${LOCK}"
 
-# Layer 3: the code (small, rebuilt on every change).
+# Layer 2: the code (small, rebuilt on every change); the stamp names the lock installed.
 COPY --chown=segnas:segnas . /app
-RUN pip install --no-cache-dir --no-deps -e . \
+RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . \
+    && echo "${LOCK}" > "$VIRTUAL_ENV/.segnas-installed" \
     && chown segnas:segnas /app
 
 USER 1000:1000
