@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,38 @@ def _top_entries(top_json: Path) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass(frozen=True)
+class SizeCap:
+    """At most ``max_params`` parameters in the final network (``num_classes`` outputs,
+    ``agg_width``, ``sep_conv_units``) of a search result that final training takes."""
+
+    max_params: int
+    num_classes: int
+    agg_width: int = 64
+    sep_conv_units: int = 2
+
+    def params(self, genotype: Genotype) -> int:
+        """Parameters of ``genotype``'s final network."""
+        from .facts import count_params
+        from .model import build_model
+
+        model = build_model(genotype, self.num_classes, self.agg_width, self.sep_conv_units)
+        return count_params(model)
+
+
 def select_architectures(
     architectures: Sequence[str | dict[str, str]],
     top_k: int = 0,
     top_json: str | Path = "search/top.json",
     where: str = "train",
+    cap: SizeCap | None = None,
 ) -> dict[str, Genotype]:
     """Name -> genotype for the requested architectures.
 
     ``architectures`` holds published names (``arch0``), genotype texts/JSON (named
     ``g<hash>``) or ``{name: ..., genotype: ...}`` mappings; ``top_k`` adds the best ``k`` of
-    ``top_json`` as ``top0``, ``top1``, ...
+    ``top_json`` as ``top0``, ``top1``, ..., skipping those whose final network is over
+    ``cap`` (the search reward does not see size).
     """
     selected: dict[str, Genotype] = {}
     for i, spec in enumerate(architectures):
@@ -51,13 +73,18 @@ def select_architectures(
             raise ConfigError(f"{where}.architectures: the name {name!r} appears twice")
         selected[name] = genotype
     if top_k:
-        entries = _top_entries(Path(top_json))
+        entries = [resolve_genotype(e["genotype"]) for e in _top_entries(Path(top_json))]
+        if cap is not None:
+            entries = [g for g in entries if cap.params(g) <= cap.max_params]
         if len(entries) < top_k:
+            within = f" with at most {where}.max_params = {cap.max_params:,}" if cap else ""
             raise ConfigError(
-                f"{where}.top_k is {top_k} but {top_json} lists only {len(entries)} architectures"
+                f"{where}.top_k is {top_k} but {top_json} lists only {len(entries)} "
+                f"architectures{within}; lower top_k, raise max_params or keep more in "
+                "search.top_k"
             )
-        for i, entry in enumerate(entries[:top_k]):
-            selected[f"top{i}"] = resolve_genotype(entry["genotype"])
+        for i, genotype in enumerate(entries[:top_k]):
+            selected[f"top{i}"] = genotype
     if not selected:
         raise ConfigError(f"{where}: no architectures; set architectures: [arch0] or top_k: 1")
     return selected

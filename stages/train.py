@@ -17,10 +17,18 @@ from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.fulltrain import build_datasets, median_frequency_weights, train_model
 from segnas.pipeline.paths import MODELS, PREPARED
-from segnas.selection import select_architectures
+from segnas.selection import SizeCap, select_architectures
 from segnas.trainconfig import TrainConfig
 
-STAGE_KEYS = {"dataset", "architectures", "top_k", "train_splits", "val_split", "threads"}
+STAGE_KEYS = {
+    "dataset",
+    "architectures",
+    "top_k",
+    "max_params",
+    "train_splits",
+    "val_split",
+    "threads",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +67,14 @@ def main(argv: list[str] | None = None) -> int:
             pairs = zip(prepared.classes, class_weights, strict=True)
             shown = ", ".join(f"{c} {w:.2f}" for c, w in pairs)
             print(f"train: median-frequency class weights: {shown}")
+        max_params = stage.get("max_params")
+        cap = None
+        if max_params is not None:
+            cap = SizeCap(
+                int(max_params), prepared.num_classes, config.agg_width, config.sep_conv_units
+            )
         archs = select_architectures(
-            stage.get("architectures", ["arch0"]), int(stage.get("top_k", 0))
+            stage.get("architectures", ["arch0"]), int(stage.get("top_k", 0)), cap=cap
         )
         for name, genotype in archs.items():
             out_dir = MODELS / name

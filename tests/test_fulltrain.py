@@ -21,7 +21,7 @@ from segnas.data.prepared import load_prepared
 from segnas.errors import ArtifactError, ConfigError
 from segnas.fulltrain import build_datasets, median_frequency_weights, poly_lr, train_model
 from segnas.published import resolve_genotype
-from segnas.selection import select_architectures
+from segnas.selection import SizeCap, select_architectures
 from segnas.trainconfig import TrainConfig
 
 TINY = {"train": 8, "val": 2, "test": 2}
@@ -237,3 +237,18 @@ def test_select_architectures(tmp_path):
         select_architectures([], top_k=2, top_json=top)
     with pytest.raises(ConfigError, match="appears twice"):
         select_architectures(["arch0", "arch0"])
+
+
+def test_top_k_skips_search_results_over_the_size_cap(tmp_path):
+    arch0, arch1 = resolve_genotype("arch0"), resolve_genotype("arch1")
+    cap = SizeCap(max_params=0, num_classes=19)
+    # the paper's final networks with 19 classes and a random stem: arch1 is the smaller one
+    sizes = {arch0.hash: cap.params(arch0), arch1.hash: cap.params(arch1)}
+    assert sizes[arch1.hash] < sizes[arch0.hash]
+    top = tmp_path / "top.json"
+    top.write_text(json.dumps({"top": [{"genotype": g.to_text()} for g in (arch0, arch1)]}))
+    between = SizeCap(sizes[arch0.hash] - 1, num_classes=19)
+    assert select_architectures([], top_k=1, top_json=top, cap=between) == {"top0": arch1}
+    assert select_architectures([], top_k=1, top_json=top) == {"top0": arch0}
+    with pytest.raises(ConfigError, match="max_params = 1"):
+        select_architectures([], top_k=1, top_json=top, cap=SizeCap(1, num_classes=19))
