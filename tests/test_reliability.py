@@ -109,6 +109,8 @@ i = 0
 while True:
     body = hashlib.sha256(str(i).encode()).digest() * (size // 32)
     write_bytes(target, hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    if i == 0:
+        print("wrote", flush=True)
     i += 1
 """
 
@@ -119,8 +121,9 @@ def _complete(path: Path) -> bool:
 
 
 def test_sigkill_during_atomic_writes_never_leaves_a_truncated_file(tmp_path):
-    """A writer of 8 MiB artifacts is SIGKILLed at 8 seeded random moments: the final name
-    always holds a complete file (or nothing yet); partial data only in hidden temp files."""
+    """A writer of 8 MiB artifacts is SIGKILLed at 8 seeded random moments after its first
+    write: the final name always holds a complete file; partial data only in hidden temp
+    files."""
     target = tmp_path / "out" / "artifact.bin"
     rng = random.Random(0)
     mid_write = 0
@@ -131,6 +134,8 @@ def test_sigkill_during_atomic_writes_never_leaves_a_truncated_file(tmp_path):
             text=True,
         )
         assert proc.stdout.readline().strip() == "ready"
+        # after one complete write (slow on a loaded disk), kill at a random later moment
+        assert proc.stdout.readline().strip() == "wrote"
         time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)
         assert proc.wait() == -signal.SIGKILL
