@@ -1,7 +1,7 @@
 """Loading ``params.yaml`` (safe YAML), schema validation, sections and named configurations.
 
-Stage entry points call ``load_params`` (which validates against
-``workflow/schemas/params.schema.yaml``) and ``section``; library functions take explicit
+Stage entry points call ``load_params`` (which validates against the schema shipped in the
+package, ``segnas/params.schema.yaml``) and ``section``; library functions take explicit
 arguments instead. ``use_config`` switches ``params.yaml`` to one of ``configs/<name>.yaml``.
 """
 
@@ -20,8 +20,7 @@ import yaml
 from .errors import ConfigError
 from .io import read_yaml, write_text
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "params.schema.yaml"
 CONFIGS_DIR = Path("configs")
 
 
@@ -38,8 +37,8 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     """The params JSON schema (a YAML file), checked to be a valid Draft 2020-12 schema."""
     if not Path(path).is_file():
         raise ConfigError(
-            f"the params schema {path} is missing; install segnas editable from its repository "
-            "(pip install -e .)"
+            f"the params schema {path} is missing; reinstall segnas (the schema is package "
+            "data, segnas/params.schema.yaml)"
         )
     return copy.deepcopy(_cached_schema(str(path)))
 

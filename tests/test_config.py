@@ -10,7 +10,7 @@ import yaml
 
 from segnas.cli import main
 from segnas.config import (
-    REPO_ROOT,
+    SCHEMA_PATH,
     available_configs,
     changed_keys,
     config_path,
@@ -24,6 +24,7 @@ from segnas.config import (
 )
 from segnas.errors import ConfigError
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
 NESTED_SCHEMA = {
     "type": "object",
@@ -228,3 +229,13 @@ def test_cli_use_and_validate(tmp_path, capsys):
     params.write_text("seed: 0\ndevice: cpu\ntypo_section: {}\n", encoding="utf-8")
     assert main([*argv, "validate"]) == 2
     assert "typo_section: unknown key" in capsys.readouterr().err
+
+
+def test_schema_is_package_data():
+    """A non-editable install validates: the schema lives in the package and is shipped."""
+    import segnas
+
+    assert SCHEMA_PATH.parent == Path(segnas.__file__).resolve().parent
+    assert SCHEMA_PATH.is_file()
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'segnas = ["{SCHEMA_PATH.name}", ' in pyproject
