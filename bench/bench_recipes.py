@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from segnas.config import load_params, section
+from segnas.config import load_config, load_params, section
 from segnas.data.split import read_split_info
 from segnas.device import keep_freed_memory
 from segnas.io import read_json, write_json, write_text
@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     setup = replace(
-        EvalSetup.from_dict(section(params, "search", args.params)["eval"]), measure_latency=False
+        load_config(EvalSetup, section(params, "search", args.params)["eval"], "search.eval"),
+        measure_latency=False,
     )
     stem_weights = str(params["stem"]["weights"])
     genotypes = [

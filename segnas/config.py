@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import difflib
+import types
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import jsonschema
 import yaml
@@ -22,6 +24,7 @@ from .io import read_yaml, write_text
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "params.schema.yaml"
 CONFIGS_DIR = Path("configs")
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=4)
@@ -43,15 +46,15 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     return copy.deepcopy(_cached_schema(str(path)))
 
 
-def _key_path(parts: Any) -> str:
-    text = ""
+def _key_path(parts: Any, where: str = "") -> str:
+    text = where
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(top level)"
 
 
-def _describe(error: jsonschema.ValidationError) -> list[str]:
-    where = _key_path(error.absolute_path)
+def _describe(error: jsonschema.ValidationError, base: str = "") -> list[str]:
+    where = _key_path(error.absolute_path, base)
     prefix = "" if where == "(top level)" else f"{where}."
     if error.validator == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
@@ -69,19 +72,83 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
 
 
 def schema_errors(
-    params: Any, schema: dict[str, Any] | None = None, require_all: bool = True
+    params: Any, schema: dict[str, Any] | None = None, require_all: bool = True, where: str = ""
 ) -> list[str]:
     """Every schema violation as ``key.path: what is wrong`` (empty when ``params`` is valid).
 
     With ``require_all=False`` top-level sections may be absent (a stage run on a partial
     file checks only what is there; its own ``section`` call reports a missing section).
+    ``where`` prefixes the key paths (the dotted section a sub-schema describes).
     """
     schema = load_schema() if schema is None else copy.deepcopy(schema)
     if not require_all:
         schema.pop("required", None)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.path])
-    return [line for error in errors for line in _describe(error)]
+    return [line for error in errors for line in _describe(error, where)]
+
+
+def section_schema(where: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The schema of the dotted params section ``where`` (e.g. ``search.eval``), with the
+    shared ``$defs`` so its references resolve."""
+    root = load_schema() if schema is None else schema
+    node = root
+    for key in where.split("."):
+        properties = node.get("properties", {})
+        if key not in properties:
+            raise ConfigError(f"the params schema has no section {where!r}")
+        node = properties[key]
+    return {**node, "$defs": root.get("$defs", {})}
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """A validated params value in the shape of the field type ``hint``: lists become tuples
+    of the element types, mappings become the nested config dataclass."""
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where, {})
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = [arg for arg in get_args(hint) if arg is not type(None)]
+        return _coerce(value, options[0], where) if len(options) == 1 else value
+    if origin is tuple and isinstance(value, list | tuple):
+        return tuple(kind(item) for kind, item in zip(get_args(hint), value, strict=True))
+    return value
+
+
+def _build(cls: type[T], values: dict[str, Any], where: str, fixed: dict[str, Any]) -> T:
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.name in fixed:
+            kwargs[field.name] = fixed[field.name]
+        elif field.name in values:
+            name = f"{where}.{field.name}"
+            kwargs[field.name] = _coerce(values[field.name], hints[field.name], name)
+        else:
+            raise ConfigError(f"{where}.{field.name}: required key is missing")
+    config = cls(**kwargs)
+    check = getattr(config, "check", None)
+    if check is not None:
+        check(where)
+    return config
+
+
+def load_config(cls: type[T], values: Any, where: str, **fixed: Any) -> T:
+    """The typed config ``cls`` (a dataclass) from the params section ``where``.
+
+    ``values`` is checked against the schema of ``where`` (ranges, types, unknown keys: the
+    schema is the one place for them), then each field of ``cls`` takes its value from
+    ``fixed`` (values from outside the section, e.g. the root seed) or from ``values``; keys
+    of the section that are not fields (read by the stage itself) are left out. The config's
+    own ``check(where)``, if any (nested configs' too), then applies the rules that relate
+    several fields.
+    """
+    problems = schema_errors(values, section_schema(where), where=where)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return _build(cls, values, where, fixed)
 
 
 def validate_params(
@@ -114,6 +181,14 @@ def section(params: dict[str, Any], key: str, path: str | Path = "params.yaml") 
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: section {key!r} is missing or not a mapping")
     return value
+
+
+def setting(params: dict[str, Any], key: str, path: str | Path = "params.yaml") -> Any:
+    """Return the top-level value ``params[key]`` (e.g. ``seed``), with an error naming the key
+    when the file lacks it."""
+    if key not in params:
+        raise ConfigError(f"{path}: {key!r} is missing (a top-level key)")
+    return params[key]
 
 
 def available_configs(configs_dir: str | Path = CONFIGS_DIR) -> list[str]:
