@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from search_project import run_stage
 
 from segnas.cli import main
 from segnas.config import (
@@ -239,3 +240,47 @@ def test_schema_is_package_data():
     assert SCHEMA_PATH.is_file()
     pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert f'segnas = ["{SCHEMA_PATH.name}", ' in pyproject
+
+
+def _quickstart_text() -> str:
+    return (CONFIGS / "quickstart.yaml").read_text(encoding="utf-8")
+
+
+def test_duplicate_keys_are_rejected_with_their_lines(tmp_path):
+    """Issue 16 item 6: ``seed`` twice validated as valid, the last one winning."""
+    text = _quickstart_text()
+    seed_line = text.splitlines().index(next(x for x in text.splitlines() if x.startswith("seed:")))
+    path = tmp_path / "params.yaml"
+    path.write_text(text + "seed: 3\n", encoding="utf-8")
+    last = len(text.splitlines()) + 1
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert f"line {last}: key 'seed' repeats the key on line {seed_line + 1}" in message
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("seed: 0\ntrain:\n  lr: 0.1\n  epochs: 2\n  lr: 0.2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 5: key 'lr' repeats the key on line 3"):
+        load_params(nested)
+
+
+STAGE_SCRIPTS = ("prepare", "split", "cache_stem", "search", "compare", "train", "evaluate")
+
+
+@pytest.mark.parametrize("kind", ["latin-1", "directory"])
+def test_unreadable_params_give_one_line_naming_the_file(tmp_path, capsys, kind):
+    """Issue 16 item 11: a non-UTF-8 params file or a directory raised a traceback."""
+    path = tmp_path / "params.yaml"
+    if kind == "directory":
+        path.mkdir()
+        expected = f"{path} is a directory, not a YAML file"
+    else:
+        path.write_bytes(_quickstart_text().replace("segnas", "segnäs").encode("latin-1"))
+        expected = f"{path} is not UTF-8 text"
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
+    for stage in (*STAGE_SCRIPTS, "report"):
+        assert run_stage(tmp_path, stage, "--params", str(path)) == 2, stage
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1, (stage, err)
