@@ -26,6 +26,16 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "params.schema.yaml"
 CONFIGS_DIR = Path("configs")
 T = TypeVar("T")
 
+# An integer key takes an int, never a float such as 2.0 (which JSON Schema counts as an
+# integer): the hashes of what a stage made depend on the value's JSON text, so 2.0 and 2 would
+# name the same training differently. Such values are rejected, not converted.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+
 
 @lru_cache(maxsize=4)
 def _cached_schema(path: str) -> dict[str, Any]:
@@ -68,7 +78,34 @@ def _describe(error: jsonschema.ValidationError, base: str = "") -> list[str]:
     if error.validator == "required":
         missing = [k for k in error.validator_value if k not in (error.instance or {})]
         return [f"{prefix}{key}: required key is missing" for key in missing]
+    if error.validator == "type":
+        hint = _type_hint(error.instance, error.validator_value)
+        if hint:
+            return [f"{where}: {hint}"]
     return [f"{where}: {error.message}"]
+
+
+def _type_hint(value: Any, expected: str | list[str]) -> str | None:
+    """A message for the two type errors that YAML makes easy: ``2.0`` for an integer and
+    ``1e-3`` (a string to YAML 1.1) for a number."""
+    kinds = [expected] if isinstance(expected, str) else list(expected)
+    if "integer" in kinds and isinstance(value, float):
+        fix = f": write {int(value)}" if value.is_integer() else ""
+        return f"{value!r} is a float; this key takes an integer{fix}"
+    if "number" in kinds and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return None
+        mantissa, _, exponent = value.lower().partition("e")
+        if exponent and "." not in mantissa:
+            fixed = f"{mantissa}.0e{exponent}"
+            return (
+                f"{value!r} is a string (YAML reads an exponent without a decimal point as "
+                f"text): write {fixed}"
+            )
+        return f"{value!r} is a string; write the number without quotes"
+    return None
 
 
 def schema_errors(
@@ -83,7 +120,7 @@ def schema_errors(
     schema = load_schema() if schema is None else copy.deepcopy(schema)
     if not require_all:
         schema.pop("required", None)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.path])
     return [line for error in errors for line in _describe(error, where)]
 

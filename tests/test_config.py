@@ -264,6 +264,34 @@ def test_duplicate_keys_are_rejected_with_their_lines(tmp_path):
         load_params(nested)
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [{"train": {"epochs": 2.0}}, {"seed": 0.0}, {"cache_stem": {"crop_size": [64.0, 64]}}],
+)
+def test_integer_keys_reject_integral_floats(tmp_path, edit):
+    """Issue 16 item 9: ``train.epochs: 2.0`` was accepted but hashed differently from 2."""
+    params = _repo_params()
+    for name, value in edit.items():
+        if isinstance(value, dict):
+            params[name].update(value)
+        else:
+            params[name] = value
+    path = _write(tmp_path / "params.yaml", params)
+    with pytest.raises(ConfigError, match="is a float; this key takes an integer: write"):
+        load_params(path)
+
+
+def test_a_number_written_1e_3_suggests_1_0e_3(tmp_path):
+    """Issue 16 item 16: PyYAML reads ``1e-3`` as a string."""
+    path = tmp_path / "params.yaml"
+    path.write_text(_quickstart_text().replace("  lr: 0.01 ", "  lr: 1e-2 "), encoding="utf-8")
+    assert "lr: 1e-2" in path.read_text(encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    assert "train.lr: '1e-2' is a string" in str(info.value)
+    assert "write 1.0e-2" in str(info.value)
+
+
 STAGE_SCRIPTS = ("prepare", "split", "cache_stem", "search", "compare", "train", "evaluate")
 
 
