@@ -26,6 +26,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "params.schema.yaml"
 CONFIGS_DIR = Path("configs")
 T = TypeVar("T")
 
+
 # An integer key takes an int, never a float such as 2.0 (which JSON Schema counts as an
 # integer): the hashes of what a stage made depend on the value's JSON text, so 2.0 and 2 would
 # name the same training differently. Such values are rejected, not converted.
@@ -35,6 +36,7 @@ _Validator = jsonschema.validators.extend(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
     ),
 )
+DATASET_REFERENCES = ("split.dataset", "train.dataset")
 
 
 @lru_cache(maxsize=4)
@@ -188,14 +190,36 @@ def load_config(cls: type[T], values: Any, where: str, **fixed: Any) -> T:
     return _build(cls, values, where, fixed)
 
 
+def reference_errors(params: Any) -> list[str]:
+    """Keys that name a dataset (``split.dataset``, ``train.dataset``) must name one under
+    ``datasets:`` (checked when both are in ``params``)."""
+    datasets = params.get("datasets") if isinstance(params, dict) else None
+    if not isinstance(datasets, dict):
+        return []
+    known = ", ".join(sorted(datasets))
+    problems = []
+    for key in DATASET_REFERENCES:
+        section_name, name = key.split(".")
+        spec = params.get(section_name)
+        value = spec.get(name) if isinstance(spec, dict) else None
+        if isinstance(value, str) and value not in datasets:
+            problems.append(
+                f"{key}: {value!r} is not a dataset under datasets: (known: {known}); "
+                "name one of those or add it there"
+            )
+    return problems
+
+
 def validate_params(
     params: Any,
     path: str | Path = "params.yaml",
     schema: dict[str, Any] | None = None,
     require_all: bool = True,
 ) -> None:
-    """Raise ``ConfigError`` naming ``path`` and every offending key path."""
+    """Raise ``ConfigError`` naming ``path`` and every offending key path (the schema, then
+    the references between sections)."""
     problems = schema_errors(params, schema, require_all=require_all)
+    problems += reference_errors(params)
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
 

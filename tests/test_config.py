@@ -264,6 +264,20 @@ def test_duplicate_keys_are_rejected_with_their_lines(tmp_path):
         load_params(nested)
 
 
+@pytest.mark.parametrize("key", ["split.dataset", "train.dataset"])
+def test_a_dataset_reference_must_name_a_configured_dataset(tmp_path, key):
+    """Issue 16 item 7: an unknown ``split.dataset`` failed later with "run prepare first"."""
+    params = _repo_params()
+    section_name, name = key.split(".")
+    params[section_name][name] = "camvd"
+    path = _write(tmp_path / "params.yaml", params)
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert f"{key}: 'camvd' is not a dataset under datasets" in message
+    assert "known: synthetic" in message
+
+
 @pytest.mark.parametrize(
     "edit",
     [{"train": {"epochs": 2.0}}, {"seed": 0.0}, {"cache_stem": {"crop_size": [64.0, 64]}}],
