@@ -50,13 +50,13 @@ from segnas.search.reward import (
     EvalData,
     EvalSetup,
     build_search_network,
-    derive_seed,
     deterministic,
     evaluate_architecture,
     train_phase1,
     train_phase2,
     validate,
 )
+from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE, Genotype
 from segnas.stats import spearman_ci
 

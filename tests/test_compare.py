@@ -29,8 +29,9 @@ from segnas.config import load_config
 from segnas.errors import ArtifactError, ConfigError
 from segnas.published import resolve_genotype
 from segnas.search.controller import Controller, genotype_to_choices
-from segnas.search.reward import EvalResult, derive_seed
+from segnas.search.reward import EvalResult
 from segnas.search.steps import EvaluatorSpec
+from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE
 
 TARGET = resolve_genotype("arch0")

@@ -529,9 +529,9 @@ def test_an_evaluation_whose_worker_dies_twice_is_recorded_as_worker_died(tmp_pa
     import io
 
     from segnas.search.config import params_hash_of
-    from segnas.search.reward import derive_seed
     from segnas.search.runner import run_search
     from segnas.search.steps import SearchLayout
+    from segnas.seeds import derive_seed
 
     config = search_config(seed=0, rounds=2, archs_per_round=2, objective="target", workers=2)
     spec = AlwaysDyingSpec("target", eval_setup(), "arch0", die_seed=derive_seed(0, "eval", 0, 1))

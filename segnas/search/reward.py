@@ -12,7 +12,6 @@ goes on.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from ..facts import count_flops, count_params, measure_latency
 from ..loss import segmentation_loss
 from ..metrics import ConfusionMatrix, reward_from_scores
 from ..model import SegmentationNet, build_model
+from ..seeds import derive_seed
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
 
 STATUS_OK = "ok"
@@ -35,12 +35,6 @@ STATUS_DIVERGED = "diverged"
 STATUS_OOM = "out_of_memory"
 STATUS_ERROR = "error"
 STATUS_WORKER_DIED = "worker_died"
-
-
-def derive_seed(seed: int, *keys: object) -> int:
-    """A 63-bit seed from ``seed`` and ``keys`` (stable across runs, processes and machines)."""
-    text = "/".join(str(k) for k in (seed, *keys))
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
 
 
 @dataclass(frozen=True)

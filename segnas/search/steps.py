@@ -21,6 +21,7 @@ import torch
 from ..errors import ArtifactError, ConfigError
 from ..io import read_json, write_json
 from ..published import resolve_genotype
+from ..seeds import derive_seed
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
 from .config import SearchConfig
 from .controller import Controller, read_checkpoint, save_controller
@@ -30,7 +31,6 @@ from .reward import (
     EvalData,
     EvalResult,
     EvalSetup,
-    derive_seed,
     evaluate_architecture,
     target_similarity_result,
 )
