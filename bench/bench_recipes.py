@@ -46,16 +46,10 @@ from segnas.data.split import read_split_info
 from segnas.device import keep_freed_memory
 from segnas.io import read_json, write_json, write_text
 from segnas.metrics import reward_from_scores
-from segnas.search.reward import (
-    EvalData,
-    EvalSetup,
-    build_search_network,
-    deterministic,
-    evaluate_architecture,
-    train_phase1,
-    train_phase2,
-    validate,
-)
+from segnas.search.evaldata import EvalData
+from segnas.search.phases import deterministic, train_phase1, train_phase2, validate
+from segnas.search.recipe import EvalSetup
+from segnas.search.reward import build_search_network, evaluate_architecture
 from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE, Genotype
 from segnas.stats import spearman_ci

@@ -27,7 +27,7 @@ from .io import read_json, remove_stale_temps_under, sha256_json, write_json, wr
 from .progress import Progress
 from .search.controller import Controller
 from .search.pool import WorkerPool
-from .search.reward import EvalResult, EvalSetup, worker_died_result
+from .search.recipe import EvalResult, EvalSetup, worker_died_result
 from .search.steps import EvaluatorSpec
 from .seeds import derive_seed
 from .space import DEFAULT_SPACE, Genotype, SearchSpace

@@ -10,7 +10,7 @@ from segnas.compare import CompareConfig
 from segnas.config import load_params
 from segnas.search.config import ControllerConfig, SearchConfig
 from segnas.search.ppo import PPOConfig
-from segnas.search.reward import EvalSetup
+from segnas.search.recipe import EvalSetup
 from segnas.trainconfig import TrainConfig
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"

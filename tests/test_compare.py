@@ -29,7 +29,7 @@ from segnas.config import load_config
 from segnas.errors import ArtifactError, ConfigError
 from segnas.published import resolve_genotype
 from segnas.search.controller import Controller, genotype_to_choices
-from segnas.search.reward import EvalResult
+from segnas.search.recipe import EvalResult
 from segnas.search.steps import EvaluatorSpec
 from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE

@@ -413,7 +413,7 @@ def test_damaged_prepared_files_and_split_are_named(data_project, capsys):
 
 def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_path):
     """The search data loader compares the configured stem weights with the cache header's."""
-    from segnas.search.reward import EvalData
+    from segnas.search.evaldata import EvalData
 
     other = tmp_path / "other_stem.pt"
     torch.manual_seed(123)

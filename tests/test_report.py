@@ -18,7 +18,7 @@ from segnas.report import ReportInputs, build_report
 from segnas.report.figures import architecture_drawing, block_strides
 from segnas.search.controller import Controller
 from segnas.search.log import Record, write_outputs
-from segnas.search.reward import EvalResult
+from segnas.search.recipe import EvalResult
 from segnas.space import DEFAULT_SPACE, Genotype
 
 

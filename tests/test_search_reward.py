@@ -12,7 +12,9 @@ from segnas.metrics import reward_from_scores
 from segnas.model import build_model
 from segnas.published import resolve_genotype
 from segnas.search import reward as ev
-from segnas.search.reward import EvalData, EvalSetup, evaluate_architecture
+from segnas.search.evaldata import EvalData
+from segnas.search.recipe import EvalSetup
+from segnas.search.reward import evaluate_architecture
 
 ARCH = resolve_genotype("arch1")
 

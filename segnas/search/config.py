@@ -8,7 +8,7 @@ from ..config import load_config
 from ..io import sha256_json
 from ..published import resolve_genotype
 from .ppo import PPOConfig
-from .reward import EvalSetup
+from .recipe import EvalSetup
 
 
 @dataclass(frozen=True)

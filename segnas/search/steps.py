@@ -25,15 +25,11 @@ from ..seeds import derive_seed
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
 from .config import SearchConfig
 from .controller import Controller, read_checkpoint, save_controller
+from .evaldata import EvalData
 from .log import Record, write_outputs
 from .ppo import PPOTrainer
-from .reward import (
-    EvalData,
-    EvalResult,
-    EvalSetup,
-    evaluate_architecture,
-    target_similarity_result,
-)
+from .recipe import EvalResult, EvalSetup
+from .reward import evaluate_architecture, target_similarity_result
 
 
 class SearchLayout:
