@@ -77,6 +77,9 @@ def _describe(error: jsonschema.ValidationError, base: str = "") -> list[str]:
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
             lines.append(f"{prefix}{key}: unknown key ({hint})")
         return lines
+    if error.validator == "enum" and "propertyNames" in error.schema_path:
+        allowed = ", ".join(error.validator_value)
+        return [f"{prefix}{error.instance}: not a key of this source (its keys: {allowed})"]
     if error.validator == "required":
         missing = [k for k in error.validator_value if k not in (error.instance or {})]
         return [f"{prefix}{key}: required key is missing" for key in missing]
@@ -124,7 +127,36 @@ def schema_errors(
         schema.pop("required", None)
     validator = _Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.path])
-    return [line for error in errors for line in _describe(error, where)]
+    lines = [line for error in errors for line in _describe(error, where)]
+    unknown = {line.split(": ", 1)[0] for line in lines if ": unknown key" in line}
+    return [
+        line
+        for line in lines
+        if ": not a key of" not in line or line.split(": ", 1)[0] not in unknown
+    ]
+
+
+def dataset_spec(name: str, spec: Any) -> dict[str, Any]:
+    """Dataset ``name``'s spec (an entry of ``datasets``) checked against the schema, with the
+    schema's defaults for the keys its source takes filled in."""
+    root = load_schema()
+    where = f"datasets.{name}"
+    problems = schema_errors(spec, {"$ref": "#/$defs/dataset", "$defs": root["$defs"]}, where=where)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    node = root["$defs"]["dataset"]
+    (branch,) = [
+        rule["then"]
+        for rule in node["allOf"]
+        if rule["if"]["properties"]["source"]["const"] == spec["source"]
+    ]
+    allowed = set(branch["propertyNames"]["enum"])
+    filled = dict(spec)
+    for properties in (node["properties"], branch.get("properties", {})):
+        for key, rule in properties.items():
+            if key in allowed and "default" in rule:
+                filled.setdefault(key, copy.deepcopy(rule["default"]))
+    return filled
 
 
 def section_schema(where: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
