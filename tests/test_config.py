@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,14 @@ import yaml
 from search_project import run_stage
 
 from segnas.cli import main
+from segnas.compare import CompareConfig
 from segnas.config import (
     SCHEMA_PATH,
     available_configs,
     changed_keys,
     config_path,
     flatten,
+    load_config,
     load_params,
     load_schema,
     schema_errors,
@@ -24,6 +27,10 @@ from segnas.config import (
     validate_params,
 )
 from segnas.errors import ConfigError
+from segnas.search.config import ControllerConfig, SearchConfig
+from segnas.search.ppo import PPOConfig
+from segnas.search.recipe import EvalSetup
+from segnas.trainconfig import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
@@ -326,3 +333,31 @@ def test_unreadable_params_give_one_line_naming_the_file(tmp_path, capsys, kind)
         assert run_stage(tmp_path, stage, "--params", str(path)) == 2, stage
         err = capsys.readouterr().err
         assert expected in err and len(err.strip().splitlines()) == 1, (stage, err)
+
+
+CONFIG_CLASSES = (TrainConfig, SearchConfig, ControllerConfig, PPOConfig, EvalSetup, CompareConfig)
+
+
+@pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
+def test_typed_configs_have_no_code_defaults(cls):
+    """The schema is the one place for defaults and ranges."""
+    with_default = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    ]
+    assert with_default == []
+
+
+def test_load_config_builds_nested_typed_configs_from_a_section():
+    params = _repo_params()
+    config = load_config(SearchConfig, params["search"], "search", seed=7)
+    assert config.seed == 7 and isinstance(config.eval, EvalSetup)
+    assert isinstance(config.eval.crop_size, tuple) and isinstance(config.ppo, PPOConfig)
+    assert config == SearchConfig.from_params(params["search"], 7)
+    with pytest.raises(ConfigError, match="search.eval.batch_sizes: unknown key"):
+        bad = copy.deepcopy(params["search"])
+        bad["eval"]["batch_sizes"] = 2
+        load_config(SearchConfig, bad, "search", seed=0)
+    with pytest.raises(ConfigError, match="train.stem_weights: required key is missing"):
+        load_config(TrainConfig, params["train"], "train", seed=0)
