@@ -41,22 +41,16 @@ from pathlib import Path
 
 import torch
 
-from segnas.config import load_params, section
+from segnas.config import load_config, load_params, section
 from segnas.data.split import read_split_info
 from segnas.device import keep_freed_memory
 from segnas.io import read_json, write_json, write_text
 from segnas.metrics import reward_from_scores
-from segnas.search.reward import (
-    EvalData,
-    EvalSetup,
-    build_search_network,
-    derive_seed,
-    deterministic,
-    evaluate_architecture,
-    train_phase1,
-    train_phase2,
-    validate,
-)
+from segnas.search.evaldata import EvalData
+from segnas.search.phases import deterministic, train_phase1, train_phase2, validate
+from segnas.search.recipe import EvalSetup
+from segnas.search.reward import build_search_network, evaluate_architecture
+from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE, Genotype
 from segnas.stats import spearman_ci
 
@@ -298,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     setup = replace(
-        EvalSetup.from_dict(section(params, "search", args.params)["eval"]), measure_latency=False
+        load_config(EvalSetup, section(params, "search", args.params)["eval"], "search.eval"),
+        measure_latency=False,
     )
     stem_weights = str(params["stem"]["weights"])
     genotypes = [

@@ -16,7 +16,7 @@ import math
 import random
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,8 +27,9 @@ from .io import read_json, remove_stale_temps_under, sha256_json, write_json, wr
 from .progress import Progress
 from .search.controller import Controller
 from .search.pool import WorkerPool
-from .search.reward import EvalResult, EvalSetup, derive_seed, worker_died_result
+from .search.recipe import EvalResult, EvalSetup, worker_died_result
 from .search.steps import EvaluatorSpec
+from .seeds import derive_seed
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
 
 GROUPS = ("controller", "random")
@@ -51,26 +52,13 @@ CSV_COLUMNS = (
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """The ``compare`` params: N per group, the longer setup's phase 2, local workers."""
+    """The ``compare`` params: N per group, the longer setup's phase 2, local workers (build
+    it with ``segnas.config.load_config``; the schema holds the ranges)."""
 
-    num_archs: int = 20
-    long_phase2_epochs: int = 20
-    controller: str = "search/controller/final.pt"
-    workers: int = 1
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "compare") -> CompareConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
-        config = cls(**values)
-        if not isinstance(config.num_archs, int) or config.num_archs < 2:
-            raise ConfigError(f"{where}.num_archs must be an int >= 2, got {config.num_archs!r}")
-        for key in ("long_phase2_epochs", "workers"):
-            if not isinstance(getattr(config, key), int) or getattr(config, key) < 1:
-                raise ConfigError(f"{where}.{key} must be an int >= 1")
-        return config
+    num_archs: int
+    long_phase2_epochs: int
+    controller: str
+    workers: int
 
     def result_fields(self) -> dict[str, Any]:
         return {"num_archs": self.num_archs, "long_phase2_epochs": self.long_phase2_epochs}

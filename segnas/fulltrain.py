@@ -42,6 +42,7 @@ from .loss import segmentation_loss
 from .model import build_model
 from .progress import Progress
 from .scoring import ResizeInput, amp_autocast, score_model, to_device_input
+from .seeds import epoch_seed
 from .space import Genotype
 from .trainconfig import TrainConfig
 
@@ -121,7 +122,7 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 
 
 def _epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     return torch.randperm(num_items, generator=generator).tolist()
 
 

@@ -256,15 +256,55 @@ def read_json(path: str | os.PathLike) -> Any:
         raise SegnasError(f"{path} is not valid JSON ({exc}); delete it and rerun") from exc
 
 
+class _RepeatedKey(yaml.YAMLError):
+    """A mapping names the same key twice (the safe loader would keep the last silently)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key that repeats within one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                earlier = first.setdefault(key, line)
+            except TypeError:
+                continue  # an unhashable key: the base loader reports it
+            if earlier != line:
+                raise _RepeatedKey(
+                    f"line {line}: key {key!r} repeats the key on line {earlier}; keep one of them"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | os.PathLike) -> Any:
-    """Read a YAML file with the safe loader; errors name the file and the line."""
+    """Read a YAML file with the safe loader; errors name the file and the line.
+
+    A key repeated within one mapping is an error (naming both lines), as is a file that is
+    not UTF-8 text or a path that is a directory.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a directory, not a YAML file; name the file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+            "save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror or exc}") from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except _RepeatedKey as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from segnas.config import load_params, section
+from segnas.config import load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.data.split import load_split, read_split_info
 from segnas.data.stem_cache import build_stem_cache
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         spec = section(params, "cache_stem", args.params)
-        weights = str(section(params, "stem", args.params).get("weights", "none"))
-        seed = int(params.get("seed", 0))
+        weights = str(section(params, "stem", args.params)["weights"])
+        seed = int(setting(params, "seed", args.params))
         dataset = read_split_info(SPLIT)["dataset"]
         prepared = load_prepared(PREPARED / dataset)
         meta_train, _ = load_split(SPLIT)
@@ -44,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
             meta_train,
             STEM_CACHE,
             stem,
-            crop_size=tuple(spec.get("crop_size", (96, 96))),
-            num_samples=int(spec.get("num_samples", 256)),
+            crop_size=tuple(spec["crop_size"]),
+            num_samples=int(spec["num_samples"]),
             seed=seed,
-            scale_range=tuple(spec.get("scale_range", (0.5, 2.0))),
-            flip=bool(spec.get("flip", True)),
+            scale_range=tuple(spec["scale_range"]),
+            flip=bool(spec["flip"]),
             stem_weights=weights,
         )
     except SegnasError as exc:

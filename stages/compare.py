@@ -26,7 +26,7 @@ from segnas.compare import (
     run_compare,
     write_samples,
 )
-from segnas.config import load_params, section
+from segnas.config import load_config, load_params, section, setting
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
 from segnas.pipeline.paths import COMPARE, PREPARED, SPLIT, STEM_CACHE
@@ -52,11 +52,11 @@ def _parser() -> argparse.ArgumentParser:
 def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
     params = load_params(params_path)
     search = SearchConfig.from_params(
-        section(params, "search", params_path), int(params.get("seed", 0))
+        section(params, "search", params_path), int(setting(params, "seed", params_path))
     )
-    config = CompareConfig.from_dict(dict(params.get("compare") or {}))
-    stem_weights = str((params.get("stem") or {}).get("weights", "none"))
-    device = str(resolve_device(str(params.get("device", "cpu"))))
+    config = load_config(CompareConfig, section(params, "compare", params_path), "compare")
+    stem_weights = str(section(params, "stem", params_path)["weights"])
+    device = str(resolve_device(str(setting(params, "device", params_path))))
     base = EvaluatorSpec(search.objective, search.eval, search.target, device=device)
     if search.objective == "train":
         from segnas.data.split import read_split_info

@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from segnas.config import load_params, section
+from segnas.config import load_params, section, setting
 from segnas.data.prepare import prepare_dataset
 from segnas.errors import SegnasError
 from segnas.pipeline.paths import PREPARED
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         datasets = section(params, "datasets", args.params)
-        seed = int(params.get("seed", 0))
+        seed = int(setting(params, "seed", args.params))
         start = time.monotonic()
         for name, spec in datasets.items():
             summary = prepare_dataset(name, spec, PREPARED / name, seed)

@@ -10,12 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from segnas.config import load_params
-from segnas.errors import ConfigError, SegnasError
+from segnas.config import load_params, section
+from segnas.errors import SegnasError
 from segnas.pipeline.paths import REPORT
-from segnas.report import PAPER_RESULTS, ReportInputs, build_report
-
-KEYS = {"title", "paper_results", "qualitative"}
+from segnas.report import ReportInputs, build_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,19 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     try:
         params = load_params(args.params)
-        spec = params.get("report") or {}
-        unknown = sorted(set(spec) - KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{args.params}: report: unknown keys {unknown}; known {sorted(KEYS)}"
-            )
-        paper = spec.get("paper_results") or PAPER_RESULTS
-        inputs = ReportInputs(paper_results=Path(paper))
+        spec = section(params, "report", args.params)
+        inputs = ReportInputs(paper_results=Path(spec["paper_results"]))
         written = build_report(
-            REPORT,
-            inputs,
-            title=str(spec.get("title", "segnas report")),
-            qualitative=int(spec.get("qualitative", 2)),
+            REPORT, inputs, title=str(spec["title"]), qualitative=int(spec["qualitative"])
         )
     except SegnasError as exc:
         print(f"report: error: {exc}", file=sys.stderr)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 
-from segnas.config import load_params, section
+from segnas.config import load_params, section, setting
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.io import sha256_file
@@ -62,9 +63,9 @@ def _data_fingerprint() -> dict:
 def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
     params = load_params(params_path)
     config = SearchConfig.from_params(
-        section(params, "search", params_path), int(params.get("seed", 0))
+        section(params, "search", params_path), int(setting(params, "seed", params_path))
     )
-    stem_weights = str((params.get("stem") or {}).get("weights", "none"))
+    stem_weights = str(section(params, "stem", params_path)["weights"])
     extra: dict = {}
     spec = EvaluatorSpec(config.objective, config.eval, config.target)
     if config.objective == "train":
@@ -80,7 +81,7 @@ def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
             split_dir=str(SPLIT),
             cache_dir=str(STEM_CACHE),
             stem_weights=stem_weights,
-            device=str(params.get("device", "cpu")),
+            device=str(setting(params, "device", params_path)),
         )
     return config, spec, params_hash_of(config, extra)
 
@@ -97,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             spec = EvaluatorSpec(**{**spec.__dict__, "device": str(resolve_device(spec.device))})
         if step == "run":
             if getattr(args, "workers", None) is not None:
-                config = SearchConfig(**{**config.__dict__, "workers": args.workers})
-                config.check()
+                if args.workers < 1:
+                    raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+                config = replace(config, workers=args.workers)
             records = run_search(layout, config, params_hash, spec)
             best = max(records, key=lambda r: r.result.reward)
             print(

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segnas.config import load_params, section
+from segnas.config import load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.data.split import stable_split, write_split
-from segnas.errors import ConfigError, SegnasError
+from segnas.errors import SegnasError
 from segnas.pipeline.paths import PREPARED, SPLIT
 
 
@@ -22,11 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         spec = section(params, "split", args.params)
-        seed = int(params.get("seed", 0))
-        dataset = spec.get("dataset")
-        if not isinstance(dataset, str) or not dataset:
-            raise ConfigError(f"{args.params}: split.dataset must name a prepared dataset")
-        val_fraction = float(spec.get("val_fraction", 0.1))
+        seed = int(setting(params, "seed", args.params))
+        dataset = str(spec["dataset"])
+        val_fraction = float(spec["val_fraction"])
         prepared = load_prepared(PREPARED / dataset)
         train_ids, val_ids = stable_split(prepared.ids("train"), val_fraction, seed)
         write_split(

@@ -11,24 +11,14 @@ import time
 
 import torch
 
-from segnas.config import load_params, section
+from segnas.config import load_config, load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
-from segnas.errors import ConfigError, SegnasError
+from segnas.errors import SegnasError
 from segnas.fulltrain import build_datasets, median_frequency_weights, train_model
 from segnas.pipeline.paths import MODELS, PREPARED
 from segnas.selection import SizeCap, select_architectures
 from segnas.trainconfig import TrainConfig
-
-STAGE_KEYS = {
-    "dataset",
-    "architectures",
-    "top_k",
-    "max_params",
-    "train_splits",
-    "val_split",
-    "threads",
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,26 +30,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         spec = dict(section(params, "train", args.params))
-        stage = {key: spec.pop(key) for key in STAGE_KEYS if key in spec}
         stem = section(params, "stem", args.params)
-        spec.setdefault("stem_weights", stem.get("weights", "none"))
-        spec.setdefault("seed", int(params.get("seed", 0)))
-        device = resolve_device(str(params.get("device", "auto")))
+        device = resolve_device(str(setting(params, "device", args.params)))
         if device.type == "cpu":
-            torch.set_num_threads(int(stage.get("threads", 2)))
+            torch.set_num_threads(int(spec["threads"]))
             torch.use_deterministic_algorithms(True)
-        if "dataset" not in stage:
-            raise ConfigError(f"{args.params}: train.dataset is required (a prepared dataset)")
-        prepared = load_prepared(PREPARED / str(stage["dataset"]))
+        prepared = load_prepared(PREPARED / str(spec["dataset"]))
         sizes = prepared.index[["height", "width"]].drop_duplicates()
-        if spec.get("input_size") is None and len(sizes) == 1:
+        if spec["input_size"] is None and len(sizes) == 1:
             # one image size: record it, so predict resizes raw images to what was trained
             spec["input_size"] = [int(v) for v in sizes.iloc[0]]
-        config = TrainConfig.from_dict(spec, "train")
-        val_split = stage.get("val_split", "val")
+        config = load_config(
+            TrainConfig,
+            spec,
+            "train",
+            stem_weights=str(stem["weights"]),
+            seed=int(setting(params, "seed", args.params)),
+        )
+        val_split = spec["val_split"]
         if val_split and val_split not in prepared.splits:
             val_split = None
-        train_splits = stage.get("train_splits", ["train"])
+        train_splits = spec["train_splits"]
         train_set, val_set = build_datasets(prepared, config, train_splits, val_split)
         class_weights = None
         if config.class_weighting == "median_frequency":
@@ -67,15 +58,13 @@ def main(argv: list[str] | None = None) -> int:
             pairs = zip(prepared.classes, class_weights, strict=True)
             shown = ", ".join(f"{c} {w:.2f}" for c, w in pairs)
             print(f"train: median-frequency class weights: {shown}")
-        max_params = stage.get("max_params")
+        max_params = spec["max_params"]
         cap = None
         if max_params is not None:
             cap = SizeCap(
                 int(max_params), prepared.num_classes, config.agg_width, config.sep_conv_units
             )
-        archs = select_architectures(
-            stage.get("architectures", ["arch0"]), int(stage.get("top_k", 0)), cap=cap
-        )
+        archs = select_architectures(spec["architectures"], int(spec["top_k"]), cap=cap)
         for name, genotype in archs.items():
             out_dir = MODELS / name
             result = train_model(
@@ -88,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 device,
                 classes=prepared.classes,
                 palette=prepared.palette,
-                dataset_name=str(stage["dataset"]),
+                dataset_name=str(spec["dataset"]),
                 live_dir=out_dir / "dvclive",
                 log_name=f"train {name}",
                 class_weights=class_weights,

@@ -10,6 +10,7 @@ import signal
 from dataclasses import dataclass
 
 import pytest
+from config_values import compare_config, eval_setup, quickstart_section
 
 from segnas.compare import (
     GROUPS,
@@ -24,11 +25,13 @@ from segnas.compare import (
     spearman,
     write_samples,
 )
+from segnas.config import load_config
 from segnas.errors import ArtifactError, ConfigError
 from segnas.published import resolve_genotype
 from segnas.search.controller import Controller, genotype_to_choices
-from segnas.search.reward import EvalResult, EvalSetup, derive_seed
+from segnas.search.recipe import EvalResult
 from segnas.search.steps import EvaluatorSpec
+from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE
 
 TARGET = resolve_genotype("arch0")
@@ -63,14 +66,15 @@ def test_spearman_matches_hand_computed_values():
 
 
 def test_config_and_long_setup():
+    section = quickstart_section("compare")
     with pytest.raises(ConfigError, match="compare.num_archs"):
-        CompareConfig.from_dict({"num_archs": 1})
-    with pytest.raises(ConfigError, match="unknown keys"):
-        CompareConfig.from_dict({"n": 3})
-    setup = EvalSetup(phase2_epochs=5)
+        load_config(CompareConfig, {**section, "num_archs": 1}, "compare")
+    with pytest.raises(ConfigError, match="compare.n: unknown key"):
+        load_config(CompareConfig, {**section, "n": 3}, "compare")
+    setup = eval_setup(phase2_epochs=5)
     longer = long_setup(setup, 20)
     assert longer.phase2_epochs == 20 and longer.phase1_epochs == setup.phase1_epochs
-    assert compare_hash("abc", CompareConfig(workers=4)) == compare_hash("abc", CompareConfig())
+    assert compare_hash("abc", compare_config(workers=4)) == compare_hash("abc", compare_config())
 
 
 def test_draws_are_seeded_and_valid():
@@ -87,7 +91,7 @@ def test_draws_are_seeded_and_valid():
 
 def test_steps_write_csv_and_rho_and_resume(tmp_path):
     layout = CompareLayout(tmp_path / "compare")
-    config = CompareConfig(num_archs=5)
+    config = compare_config(num_archs=5)
     controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
     write_samples(layout, controller, config, 0, "h1")
     for group, setup, index in layout.jobs(config.num_archs):
@@ -116,8 +120,8 @@ def test_steps_write_csv_and_rho_and_resume(tmp_path):
 
 def test_local_run_matches_the_fan_out_steps(tmp_path):
     controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
-    config = CompareConfig(num_archs=3)
-    spec = EvaluatorSpec("target", EvalSetup(), "arch0")
+    config = compare_config(num_archs=3)
+    spec = EvaluatorSpec("target", eval_setup(), "arch0")
     local = CompareLayout(tmp_path / "local")
     metrics = run_compare(local, controller, config, {"search": spec, "long": spec}, 0, "h")
     steps = CompareLayout(tmp_path / "steps")
@@ -153,17 +157,17 @@ def test_dying_workers_are_retried_once_then_recorded(tmp_path):
     """A job whose worker dies once gets its normal result; one that dies twice is recorded
     as worker_died with reward 0; everything else equals a run without deaths."""
     controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
-    config = CompareConfig(num_archs=3, workers=2)
-    plain = EvaluatorSpec("target", EvalSetup(), "arch0")
+    config = compare_config(num_archs=3, workers=2)
+    plain = EvaluatorSpec("target", eval_setup(), "arch0")
     once = DyingSpec(
         "target",
-        EvalSetup(),
+        eval_setup(),
         "arch0",
         die_seed=derive_seed(0, "compare", "controller", 0),
         marker=str(tmp_path / "died"),
     )
     always = DyingSpec(
-        "target", EvalSetup(), "arch0", die_seed=derive_seed(0, "compare", "random", 1)
+        "target", eval_setup(), "arch0", die_seed=derive_seed(0, "compare", "random", 1)
     )
     stream = io.StringIO()
     layout = CompareLayout(tmp_path / "dying")
@@ -171,7 +175,7 @@ def test_dying_workers_are_retried_once_then_recorded(tmp_path):
     assert (tmp_path / "died").exists()
     clean = CompareLayout(tmp_path / "clean")
     run_compare(
-        clean, controller, CompareConfig(num_archs=3), {"search": plain, "long": plain}, 0, "h"
+        clean, controller, compare_config(num_archs=3), {"search": plain, "long": plain}, 0, "h"
     )
     rows = list(csv.DictReader(io.StringIO(layout.csv.read_text())))
     expected = list(csv.DictReader(io.StringIO(clean.csv.read_text())))

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
+from search_project import run_stage
 
 from segnas.cli import main
+from segnas.compare import CompareConfig
 from segnas.config import (
-    REPO_ROOT,
+    SCHEMA_PATH,
     available_configs,
     changed_keys,
     config_path,
     flatten,
+    load_config,
     load_params,
     load_schema,
     schema_errors,
@@ -23,7 +27,12 @@ from segnas.config import (
     validate_params,
 )
 from segnas.errors import ConfigError
+from segnas.search.config import ControllerConfig, SearchConfig
+from segnas.search.ppo import PPOConfig
+from segnas.search.recipe import EvalSetup
+from segnas.trainconfig import TrainConfig
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
 NESTED_SCHEMA = {
     "type": "object",
@@ -228,3 +237,127 @@ def test_cli_use_and_validate(tmp_path, capsys):
     params.write_text("seed: 0\ndevice: cpu\ntypo_section: {}\n", encoding="utf-8")
     assert main([*argv, "validate"]) == 2
     assert "typo_section: unknown key" in capsys.readouterr().err
+
+
+def test_schema_is_package_data():
+    """A non-editable install validates: the schema lives in the package and is shipped."""
+    import segnas
+
+    assert SCHEMA_PATH.parent == Path(segnas.__file__).resolve().parent
+    assert SCHEMA_PATH.is_file()
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'segnas = ["{SCHEMA_PATH.name}", ' in pyproject
+
+
+def _quickstart_text() -> str:
+    return (CONFIGS / "quickstart.yaml").read_text(encoding="utf-8")
+
+
+def test_duplicate_keys_are_rejected_with_their_lines(tmp_path):
+    """Issue 16 item 6: ``seed`` twice validated as valid, the last one winning."""
+    text = _quickstart_text()
+    seed_line = text.splitlines().index(next(x for x in text.splitlines() if x.startswith("seed:")))
+    path = tmp_path / "params.yaml"
+    path.write_text(text + "seed: 3\n", encoding="utf-8")
+    last = len(text.splitlines()) + 1
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert f"line {last}: key 'seed' repeats the key on line {seed_line + 1}" in message
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("seed: 0\ntrain:\n  lr: 0.1\n  epochs: 2\n  lr: 0.2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 5: key 'lr' repeats the key on line 3"):
+        load_params(nested)
+
+
+@pytest.mark.parametrize("key", ["split.dataset", "train.dataset"])
+def test_a_dataset_reference_must_name_a_configured_dataset(tmp_path, key):
+    """Issue 16 item 7: an unknown ``split.dataset`` failed later with "run prepare first"."""
+    params = _repo_params()
+    section_name, name = key.split(".")
+    params[section_name][name] = "camvd"
+    path = _write(tmp_path / "params.yaml", params)
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert f"{key}: 'camvd' is not a dataset under datasets" in message
+    assert "known: synthetic" in message
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [{"train": {"epochs": 2.0}}, {"seed": 0.0}, {"cache_stem": {"crop_size": [64.0, 64]}}],
+)
+def test_integer_keys_reject_integral_floats(tmp_path, edit):
+    """Issue 16 item 9: ``train.epochs: 2.0`` was accepted but hashed differently from 2."""
+    params = _repo_params()
+    for name, value in edit.items():
+        if isinstance(value, dict):
+            params[name].update(value)
+        else:
+            params[name] = value
+    path = _write(tmp_path / "params.yaml", params)
+    with pytest.raises(ConfigError, match="is a float; this key takes an integer: write"):
+        load_params(path)
+
+
+def test_a_number_written_1e_3_suggests_1_0e_3(tmp_path):
+    """Issue 16 item 16: PyYAML reads ``1e-3`` as a string."""
+    path = tmp_path / "params.yaml"
+    path.write_text(_quickstart_text().replace("  lr: 0.01 ", "  lr: 1e-2 "), encoding="utf-8")
+    assert "lr: 1e-2" in path.read_text(encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    assert "train.lr: '1e-2' is a string" in str(info.value)
+    assert "write 1.0e-2" in str(info.value)
+
+
+STAGE_SCRIPTS = ("prepare", "split", "cache_stem", "search", "compare", "train", "evaluate")
+
+
+@pytest.mark.parametrize("kind", ["latin-1", "directory"])
+def test_unreadable_params_give_one_line_naming_the_file(tmp_path, capsys, kind):
+    """Issue 16 item 11: a non-UTF-8 params file or a directory raised a traceback."""
+    path = tmp_path / "params.yaml"
+    if kind == "directory":
+        path.mkdir()
+        expected = f"{path} is a directory, not a YAML file"
+    else:
+        path.write_bytes(_quickstart_text().replace("segnas", "segnäs").encode("latin-1"))
+        expected = f"{path} is not UTF-8 text"
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
+    for stage in (*STAGE_SCRIPTS, "report"):
+        assert run_stage(tmp_path, stage, "--params", str(path)) == 2, stage
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1, (stage, err)
+
+
+CONFIG_CLASSES = (TrainConfig, SearchConfig, ControllerConfig, PPOConfig, EvalSetup, CompareConfig)
+
+
+@pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
+def test_typed_configs_have_no_code_defaults(cls):
+    """The schema is the one place for defaults and ranges."""
+    with_default = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    ]
+    assert with_default == []
+
+
+def test_load_config_builds_nested_typed_configs_from_a_section():
+    params = _repo_params()
+    config = load_config(SearchConfig, params["search"], "search", seed=7)
+    assert config.seed == 7 and isinstance(config.eval, EvalSetup)
+    assert isinstance(config.eval.crop_size, tuple) and isinstance(config.ppo, PPOConfig)
+    assert config == SearchConfig.from_params(params["search"], 7)
+    with pytest.raises(ConfigError, match="search.eval.batch_sizes: unknown key"):
+        bad = copy.deepcopy(params["search"])
+        bad["eval"]["batch_sizes"] = 2
+        load_config(SearchConfig, bad, "search", seed=0)
+    with pytest.raises(ConfigError, match="train.stem_weights: required key is missing"):
+        load_config(TrainConfig, params["train"], "train", seed=0)

@@ -172,12 +172,18 @@ def test_skipping_every_file_of_a_split_is_still_an_error(tmp_path):
 
 
 def test_spec_errors_name_the_key(tmp_path):
-    with pytest.raises(ConfigError, match=r"datasets\.x: unknown keys \['rooot'\]"):
+    with pytest.raises(ConfigError, match=r"datasets\.x\.rooot: unknown key \(did you mean 'root'"):
         prepare_dataset("x", {"source": "camvid", "rooot": "a"}, tmp_path / "x")
-    with pytest.raises(ConfigError, match=r"datasets\.x\.source must be one of"):
+    with pytest.raises(ConfigError, match=r"datasets\.x\.source: 'kitti' is not one of"):
         prepare_dataset("x", {"source": "kitti"}, tmp_path / "x")
-    with pytest.raises(ConfigError, match=r"datasets\.x\.root is required"):
+    with pytest.raises(ConfigError, match=r"datasets\.x\.root: required key is missing"):
         prepare_dataset("x", {"source": "folder"}, tmp_path / "x")
+    with pytest.raises(ConfigError) as info:
+        prepare_dataset("x", {"source": "folder", "root": "a", "splits": ["train"]}, tmp_path / "x")
+    assert str(info.value) == (
+        "datasets.x.splits: not a key of this source (its keys: source, on_bad_file, "
+        "longer_side, root, val_fraction, test_fraction)"
+    )
     with pytest.raises(ConfigError, match="on_bad_file"):
         prepare_dataset(
             "x", camvid(make_camvid_tree(tmp_path / "raw"), on_bad_file="maybe"), tmp_path / "x"

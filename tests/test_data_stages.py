@@ -61,8 +61,13 @@ def test_stage_errors_are_one_line_and_name_the_problem(tmp_path, monkeypatch, c
     monkeypatch.chdir(tmp_path)
     params = {**PARAMS, "split": {"dataset": "missing", "val_fraction": 0.25}}
     Path("params.yaml").write_text(yaml.safe_dump(params))
-    assert stage("prepare")(["--params", "params.yaml"]) == 0
+    for name in ("prepare", "split"):
+        assert stage(name)(["--params", "params.yaml"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"{name}: error: params.yaml: split.dataset:")
+        assert "'missing' is not a dataset under datasets: (known: tiny)" in err[0]
+    Path("params.yaml").write_text(yaml.safe_dump(PARAMS))
     assert stage("split")(["--params", "params.yaml"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("split: error: prepared dataset data/prepared/missing does not exist")
+    assert err.startswith("split: error: prepared dataset data/prepared/tiny does not exist")
     assert not Path("data/split").exists()

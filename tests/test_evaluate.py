@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from config_values import train_config
 from PIL import Image
 
 from segnas.checkpoint import BEST, LAST, load_checkpoint
@@ -22,7 +23,6 @@ from segnas.fulltrain import build_datasets, train_model
 from segnas.model import build_model
 from segnas.published import resolve_genotype
 from segnas.scoring import ResizeInput, score_model
-from segnas.trainconfig import TrainConfig
 
 CPU = torch.device("cpu")
 
@@ -34,7 +34,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     spec = {"source": "synthetic", "num_images": {"train": 4, "val": 2, "test": 3}}
     prepare_dataset("synthetic", dict(spec, image_size=[48, 64]), base / "data", progress=False)
     prepared = load_prepared(base / "data")
-    config = TrainConfig(
+    config = train_config(
         epochs=2, batch_size=4, crop_size=(32, 32), input_size=(24, 32), agg_width=16
     )
     train_set, val_set = build_datasets(prepared, config)

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from config_values import quickstart_section, train_config
 
 from segnas.checkpoint import load_checkpoint, load_trained
+from segnas.config import load_config
 from segnas.data.prepare import prepare_dataset
 from segnas.data.prepared import load_prepared
 from segnas.errors import ArtifactError, ConfigError
@@ -54,7 +56,7 @@ def one_thread():
 
 def run(prepared_root: Path, out_dir: Path, **overrides) -> object:
     prepared = load_prepared(prepared_root)
-    config = TrainConfig(**{**CONFIG, **overrides})
+    config = train_config(**{**CONFIG, **overrides})
     train_set, val_set = build_datasets(prepared, config)
     return train_model(
         resolve_genotype("arch0"),
@@ -77,21 +79,28 @@ def test_poly_lr_follows_the_paper_schedule():
     assert poly_lr(0.05, 2.0) == 0.0
 
 
+def _load_train(**changes: object) -> TrainConfig:
+    values = {**quickstart_section("train"), **changes}
+    return load_config(TrainConfig, values, "train", stem_weights="none", seed=0)
+
+
 def test_config_rejects_bad_values_naming_the_key():
-    with pytest.raises(ConfigError, match="train: unknown keys \\['lrr'\\]"):
-        TrainConfig.from_dict({"lrr": 0.1})
+    with pytest.raises(ConfigError, match="train.lrr: unknown key"):
+        _load_train(lrr=0.1)
     with pytest.raises(ConfigError, match="train.optimizer"):
-        TrainConfig.from_dict({"optimizer": "rmsprop"})
+        _load_train(optimizer="rmsprop")
     with pytest.raises(ConfigError, match="train.time_budget_s"):
-        TrainConfig.from_dict({"time_budget_s": 0})
-    config = TrainConfig.from_dict({"crop_size": 160, "scale_range": [0.5, 1]})
+        _load_train(time_budget_s=0)
+    with pytest.raises(ConfigError, match="train.scale_range must be \\[low, high\\]"):
+        _load_train(scale_range=[2, 1])
+    config = _load_train(crop_size=[160, 160], scale_range=[0.5, 1])
     assert config.crop_size == (160, 160) and config.scale_range == (0.5, 1.0)
 
 
 def test_params_hash_ignores_bookkeeping_only():
-    base = TrainConfig()
-    assert TrainConfig(checkpoint_every=7, num_workers=2).hash == base.hash
-    assert TrainConfig(lr=0.01).hash != base.hash
+    base = train_config()
+    assert train_config(checkpoint_every=7, num_workers=2).hash == base.hash
+    assert train_config(lr=0.01).hash != base.hash
 
 
 def test_training_writes_checkpoints_metrics_and_poly_lr(prepared_root, tmp_path):
@@ -168,7 +177,7 @@ def test_median_frequency_weights_follow_segnas_definition(prepared_root):
 def test_class_weighted_training_records_the_weights(prepared_root, tmp_path):
     prepared = load_prepared(prepared_root)
     weights = median_frequency_weights(prepared, ["train"])
-    config = TrainConfig(**{**CONFIG, "epochs": 1, "class_weighting": "median_frequency"})
+    config = train_config(**{**CONFIG, "epochs": 1, "class_weighting": "median_frequency"})
     train_set, val_set = build_datasets(prepared, config)
     common = (resolve_genotype("arch0"), train_set, val_set, prepared.num_classes, config)
     result = train_model(*common, tmp_path / "w", class_weights=weights)
@@ -178,7 +187,7 @@ def test_class_weighted_training_records_the_weights(prepared_root, tmp_path):
     with pytest.raises(ConfigError, match="needs class weights"):
         train_model(*common, tmp_path / "x")
     with pytest.raises(ConfigError, match="train.class_weighting"):
-        TrainConfig.from_dict({"class_weighting": "inverse"})
+        _load_train(class_weighting="inverse")
 
 
 KILLED_RUN = """

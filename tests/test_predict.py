@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from config_values import train_config
 from PIL import Image
 
 from segnas.cli import main
@@ -15,7 +16,6 @@ from segnas.data.prepared import load_prepared
 from segnas.fulltrain import build_datasets, train_model
 from segnas.predict import colourise, overlay
 from segnas.published import resolve_genotype
-from segnas.trainconfig import TrainConfig
 
 
 def test_colourise_uses_the_palette_and_blacks_out_ignored():
@@ -34,7 +34,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     spec = {"source": "synthetic", "num_images": {"train": 4, "test": 1}, "image_size": [48, 64]}
     prepare_dataset("synthetic", spec, base / "data", progress=False)
     prepared = load_prepared(base / "data")
-    config = TrainConfig(epochs=1, batch_size=4, crop_size=(32, 32), input_size=(24, 32))
+    config = train_config(epochs=1, batch_size=4, crop_size=(32, 32), input_size=(24, 32))
     train_set, _ = build_datasets(prepared, config, val_split=None)
     result = train_model(
         resolve_genotype("arch0"),

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from config_values import eval_setup, search_config
 from PIL import Image
 
 from segnas.errors import ArtifactError, ConfigError
@@ -412,7 +413,7 @@ def test_damaged_prepared_files_and_split_are_named(data_project, capsys):
 
 def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_path):
     """The search data loader compares the configured stem weights with the cache header's."""
-    from segnas.search.reward import EvalData
+    from segnas.search.evaldata import EvalData
 
     other = tmp_path / "other_stem.pt"
     torch.manual_seed(123)
@@ -483,13 +484,12 @@ class DyingOnceSpec(EvaluatorSpec):
 def test_a_dying_worker_is_retried_once_and_the_search_goes_on(tmp_path):
     import io
 
-    from segnas.search.config import SearchConfig, params_hash_of
-    from segnas.search.reward import EvalSetup
+    from segnas.search.config import params_hash_of
     from segnas.search.runner import run_search
     from segnas.search.steps import SearchLayout
 
-    config = SearchConfig(seed=0, rounds=1, archs_per_round=2, objective="target", workers=2)
-    spec = DyingOnceSpec("target", EvalSetup(), "arch0", marker=str(tmp_path / "died"))
+    config = search_config(seed=0, rounds=1, archs_per_round=2, objective="target", workers=2)
+    spec = DyingOnceSpec("target", eval_setup(), "arch0", marker=str(tmp_path / "died"))
     stream = io.StringIO()
     records = run_search(
         SearchLayout(tmp_path / "search"), config, params_hash_of(config), spec, stream
@@ -501,7 +501,7 @@ def test_a_dying_worker_is_retried_once_and_the_search_goes_on(tmp_path):
         SearchLayout(tmp_path / "clean"),
         config,
         params_hash_of(config),
-        EvaluatorSpec("target", EvalSetup(), "arch0"),
+        EvaluatorSpec("target", eval_setup(), "arch0"),
         io.StringIO(),
     )
     assert [r.result.to_row() for r in records] == [r.result.to_row() for r in clean]
@@ -528,13 +528,13 @@ class AlwaysDyingSpec(EvaluatorSpec):
 def test_an_evaluation_whose_worker_dies_twice_is_recorded_as_worker_died(tmp_path):
     import io
 
-    from segnas.search.config import SearchConfig, params_hash_of
-    from segnas.search.reward import EvalSetup, derive_seed
+    from segnas.search.config import params_hash_of
     from segnas.search.runner import run_search
     from segnas.search.steps import SearchLayout
+    from segnas.seeds import derive_seed
 
-    config = SearchConfig(seed=0, rounds=2, archs_per_round=2, objective="target", workers=2)
-    spec = AlwaysDyingSpec("target", EvalSetup(), "arch0", die_seed=derive_seed(0, "eval", 0, 1))
+    config = search_config(seed=0, rounds=2, archs_per_round=2, objective="target", workers=2)
+    spec = AlwaysDyingSpec("target", eval_setup(), "arch0", die_seed=derive_seed(0, "eval", 0, 1))
     stream = io.StringIO()
     layout = SearchLayout(tmp_path / "search")
     records = run_search(layout, config, params_hash_of(config), spec, stream)

@@ -9,15 +9,16 @@ import re
 from pathlib import Path
 
 import pytest
+from config_values import compare_config
 from PIL import Image
 
-from segnas.compare import CompareConfig, CompareLayout, assemble, evaluate_job, write_samples
+from segnas.compare import CompareLayout, assemble, evaluate_job, write_samples
 from segnas.published import resolve_genotype
 from segnas.report import ReportInputs, build_report
 from segnas.report.figures import architecture_drawing, block_strides
 from segnas.search.controller import Controller
 from segnas.search.log import Record, write_outputs
-from segnas.search.reward import EvalResult
+from segnas.search.recipe import EvalResult
 from segnas.space import DEFAULT_SPACE, Genotype
 
 
@@ -47,7 +48,7 @@ def _write_search_logs(root: Path) -> None:
 def _write_comparison(root: Path) -> None:
     """``samples.json``, the evaluations, ``compare.csv`` and ``metrics.json`` by the compare
     steps; the rewards grow with the index, the random group's long ones a little more."""
-    layout, config = CompareLayout(root), CompareConfig(num_archs=4, long_phase2_epochs=2)
+    layout, config = CompareLayout(root), compare_config(num_archs=4, long_phase2_epochs=2)
     controller = Controller(DEFAULT_SPACE, hidden_size=8, num_layers=1, seed=0)
     write_samples(layout, controller, config, seed=0, params_hash="test")
     for group, setup, index in layout.jobs(config.num_archs):

@@ -2,6 +2,7 @@ import random
 
 import pytest
 import torch
+from config_values import ppo_config
 
 from segnas.errors import ArtifactError
 from segnas.search.controller import (
@@ -12,7 +13,7 @@ from segnas.search.controller import (
     load_controller,
     save_controller,
 )
-from segnas.search.ppo import PPOConfig, PPOTrainer
+from segnas.search.ppo import PPOTrainer
 from segnas.space import SearchSpace
 
 SPACE = SearchSpace()
@@ -106,7 +107,7 @@ def test_controller_learns_a_synthetic_reward_beyond_uniform_sampling():
     uniform = [reward(SPACE.sample(random.Random(i))) for i in range(300)]
     uniform_mean = sum(uniform) / len(uniform)
     controller = Controller(SPACE, seed=0)
-    trainer = PPOTrainer(controller, PPOConfig(lr=1e-2, buffer_size=20))
+    trainer = PPOTrainer(controller, ppo_config(lr=1e-2, buffer_size=20))
     rewards = []
     for update in range(300):
         genotype, log_prob = controller.sample(torch.Generator().manual_seed(update))

@@ -1,6 +1,8 @@
 import pytest
 import torch
+from config_values import ppo_config, quickstart_section
 
+from segnas.config import load_config
 from segnas.errors import ConfigError
 from segnas.search.controller import Controller
 from segnas.search.ppo import PPOConfig, PPOTrainer
@@ -13,16 +15,16 @@ def _params(controller):
     return [p.detach().clone() for p in controller.parameters()]
 
 
-def test_defaults_are_the_released_configuration():
-    config = PPOConfig()
-    assert (config.clip, config.lr, config.max_grad_norm) == (0.1, 1e-4, 2.0)
-    assert (config.baseline_decay, config.buffer_size, config.entropy_weight) == (0.95, 100, 0.0)
-    with pytest.raises(ConfigError, match="cliip"):
-        PPOConfig.from_dict({"cliip": 0.2})
+def test_config_loads_from_params_and_names_an_unknown_key():
+    section = quickstart_section("search.ppo")
+    config = load_config(PPOConfig, section, "search.ppo")
+    assert config == ppo_config(**section)
+    with pytest.raises(ConfigError, match="search.ppo.cliip: unknown key \\(did you mean 'clip'"):
+        load_config(PPOConfig, {**section, "cliip": 0.2}, "search.ppo")
 
 
 def test_baseline_is_an_ema_and_the_buffer_keeps_the_last_entries():
-    trainer = PPOTrainer(Controller(SPACE), PPOConfig(buffer_size=3, baseline_decay=0.5))
+    trainer = PPOTrainer(Controller(SPACE), ppo_config(buffer_size=3, baseline_decay=0.5))
     genotype = SPACE.sample(0)
     rewards = [0.2, 0.6, 0.4, 1.0]
     advantages = [trainer.add(genotype, r, -50.0).advantage for r in rewards]
@@ -33,7 +35,7 @@ def test_baseline_is_an_ema_and_the_buffer_keeps_the_last_entries():
 
 def test_clipping_stops_updates_when_the_ratio_is_out_of_range():
     controller = Controller(SPACE, seed=0)
-    trainer = PPOTrainer(controller, PPOConfig(lr=1e-2))
+    trainer = PPOTrainer(controller, ppo_config(lr=1e-2))
     genotype, log_prob = controller.sample(torch.Generator().manual_seed(0))
     trainer.baseline = 0.0
     trainer.add(genotype, 1.0, log_prob - 5.0)  # ratio e^5 >> 1 + clip, positive advantage
@@ -45,7 +47,7 @@ def test_clipping_stops_updates_when_the_ratio_is_out_of_range():
 
 def test_an_update_raises_the_probability_of_a_rewarded_genotype():
     controller = Controller(SPACE, seed=0)
-    trainer = PPOTrainer(controller, PPOConfig(lr=1e-2))
+    trainer = PPOTrainer(controller, ppo_config(lr=1e-2))
     good, good_lp = controller.sample(torch.Generator().manual_seed(1))
     bad, bad_lp = controller.sample(torch.Generator().manual_seed(2))
     trainer.baseline = 0.5
@@ -59,12 +61,12 @@ def test_an_update_raises_the_probability_of_a_rewarded_genotype():
 
 def test_state_round_trip_continues_identically():
     torch.set_num_threads(1)
-    a = PPOTrainer(Controller(SPACE, seed=0), PPOConfig(lr=1e-3))
+    a = PPOTrainer(Controller(SPACE, seed=0), ppo_config(lr=1e-3))
     for seed in range(3):
         genotype, log_prob = a.controller.sample(torch.Generator().manual_seed(seed))
         a.add(genotype, seed / 3, log_prob)
         a.step()
-    b = PPOTrainer(Controller(SPACE, seed=9), PPOConfig(lr=1e-3))
+    b = PPOTrainer(Controller(SPACE, seed=9), ppo_config(lr=1e-3))
     b.controller.load_state_dict(a.controller.state_dict())
     b.load_state_dict(a.state_dict())
     for trainer in (a, b):

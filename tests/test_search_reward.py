@@ -2,15 +2,19 @@ import math
 
 import pytest
 import torch
+from config_values import TEST_EVAL, quickstart_section
 from search_project import make_project, tiny_params
 
+from segnas.config import load_config
 from segnas.errors import ConfigError
 from segnas.facts import count_params
 from segnas.metrics import reward_from_scores
 from segnas.model import build_model
 from segnas.published import resolve_genotype
 from segnas.search import reward as ev
-from segnas.search.reward import EvalData, EvalSetup, evaluate_architecture
+from segnas.search.evaldata import EvalData
+from segnas.search.recipe import EvalSetup
+from segnas.search.reward import evaluate_architecture
 
 ARCH = resolve_genotype("arch1")
 
@@ -24,7 +28,7 @@ def data(tmp_path_factory):
 
 def _setup(**overrides):
     values = {
-        **dict(ev.EvalSetup().to_dict()),
+        **TEST_EVAL,
         **{
             "phase1_epochs": 1,
             "phase2_epochs": 1,
@@ -38,16 +42,23 @@ def _setup(**overrides):
     return EvalSetup(**values)
 
 
+def _load_setup(**changes):
+    values = {**quickstart_section("search.eval"), **changes}
+    return load_config(EvalSetup, values, "search.eval")
+
+
 def test_setup_from_params_names_bad_keys_and_values():
-    setup = EvalSetup.from_dict({"crop_size": [160, 160], "batch_size": 16})
-    assert setup.crop_size == (160, 160) and setup.lr_decoder_phase1 == 7e-3
-    assert (setup.agg_width, setup.sep_conv_units) == (48, 1)
-    with pytest.raises(ConfigError, match="search.eval: unknown keys \\['epochs'\\]"):
-        EvalSetup.from_dict({"epochs": 3})
+    setup = _load_setup(crop_size=[160, 160], batch_size=16)
+    assert setup.crop_size == (160, 160) and setup.batch_size == 16
+    assert setup.scale_range == tuple(float(v) for v in setup.scale_range)
+    with pytest.raises(ConfigError, match="search.eval.epochs: unknown key"):
+        _load_setup(epochs=3)
+    with pytest.raises(ConfigError, match="search.eval.batch_size: 1 is less than"):
+        _load_setup(batch_size=1)
     with pytest.raises(ConfigError, match="latency_target_ms"):
-        EvalSetup.from_dict({"latency_weight": -0.07})
-    with pytest.raises(ConfigError, match="<= 0"):
-        EvalSetup.from_dict({"latency_weight": 0.07, "latency_target_ms": 10.0})
+        _load_setup(latency_weight=-0.07, latency_target_ms=None)
+    with pytest.raises(ConfigError, match="search.eval.latency_weight: 0.07 is greater than"):
+        _load_setup(latency_weight=0.07, latency_target_ms=10.0)
 
 
 def test_evaluation_trains_scores_and_is_deterministic(data):

@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+from config_values import eval_setup, search_config
 from search_project import REPO, make_project, run_stage, stage_env, tiny_params
 
 from segnas.errors import ArtifactError
 from segnas.io import read_json
-from segnas.search.config import SearchConfig, params_hash_of
+from segnas.search.config import params_hash_of
 from segnas.search.controller import load_controller
 from segnas.search.log import ARCHS_COLUMNS
-from segnas.search.reward import EvalSetup
 from segnas.search.runner import run_search
 from segnas.search.steps import (
     EvaluatorSpec,
@@ -149,13 +149,13 @@ def _target_config(**overrides):
         "progress_interval": 0.0,
     }
     values.update(overrides)
-    return SearchConfig(**values)
+    return search_config(**values)
 
 
 def test_target_objective_progress_and_restart_on_changed_params(tmp_path):
     layout = SearchLayout(tmp_path / "search")
     config = _target_config()
-    spec = EvaluatorSpec("target", EvalSetup(), "arch0")
+    spec = EvaluatorSpec("target", eval_setup(), "arch0")
     stream = io.StringIO()
     records = run_search(layout, config, params_hash_of(config), spec, stream)
     assert [(r.round, r.index) for r in records] == [(r, i) for r in range(4) for i in range(3)]
@@ -174,7 +174,7 @@ def test_target_objective_progress_and_restart_on_changed_params(tmp_path):
 def test_local_run_continues_a_search_made_by_the_fan_out_steps(tmp_path):
     config = _target_config(rounds=2)
     params_hash = params_hash_of(config)
-    spec = EvaluatorSpec("target", EvalSetup(), "arch0")
+    spec = EvaluatorSpec("target", eval_setup(), "arch0")
     layout = SearchLayout(tmp_path / "search")
     sample_round(layout, config, params_hash, 0)
     evaluate = spec.build()

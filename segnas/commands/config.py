@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     use.set_defaults(func=_use)
 
     validate = sub.add_parser(
-        "validate", help="check params files against workflow/schemas/params.schema.yaml"
+        "validate", help="check params files against segnas/params.schema.yaml"
     )
     validate.add_argument(
         "files", nargs="*", help="files to check (default params.yaml); @NAME = configs/NAME.yaml"

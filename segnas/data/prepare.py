@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..config import dataset_spec
 from ..errors import ConfigError, DataError
 from ..io import (
     atomic_dir,
@@ -38,13 +39,6 @@ from .synthetic import generate_synthetic
 
 ON_BAD_FILE = ("error", "skip")
 PNG_COMPRESS_LEVEL = 3
-COMMON_KEYS = {"source", "on_bad_file", "longer_side"}
-SOURCE_KEYS = {
-    "camvid": {"root", "splits"},
-    "cityscapes": {"root", "splits"},
-    "folder": {"root", "val_fraction", "test_fraction"},
-    "synthetic": {"num_images", "image_size", "seed"},
-}
 
 
 def _read_image(path: Path, what: str, decode: bool = True) -> Image.Image:
@@ -196,34 +190,14 @@ def write_prepared(
     return summary
 
 
-def _check_keys(name: str, spec: Mapping[str, Any]) -> str:
-    where = f"datasets.{name}"
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where} must be a mapping with a 'source' key")
-    kind = spec.get("source")
-    if kind not in SOURCE_KEYS:
-        raise ConfigError(f"{where}.source must be one of {sorted(SOURCE_KEYS)}, got {kind!r}")
-    allowed = COMMON_KEYS | SOURCE_KEYS[kind]
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown keys {unknown} for source {kind!r}; allowed {sorted(allowed)}"
-        )
-    if kind != "synthetic" and not spec.get("root"):
-        raise ConfigError(f"{where}.root is required for source {kind!r}")
-    longer = spec.get("longer_side")
-    if longer is not None and (not isinstance(longer, int) or longer < 8):
-        raise ConfigError(f"{where}.longer_side must be null or an int >= 8, got {longer!r}")
-    return kind
-
-
 def prepare_dataset(
     name: str, spec: Mapping[str, Any], out_dir: str | Path, seed: int = 0, progress: bool = True
 ) -> dict:
     """Prepare dataset ``name`` described by ``spec`` (one entry of ``datasets``) at ``out_dir``."""
-    kind = _check_keys(name, spec)
-    longer_side = spec.get("longer_side")
-    on_bad_file = spec.get("on_bad_file", "error")
+    values = dataset_spec(name, spec)
+    kind = values["source"]
+    longer_side = values["longer_side"]
+    on_bad_file = values["on_bad_file"]
     if kind == "synthetic":
         out_dir = Path(out_dir)
         raw_dir = out_dir.parent / f"{out_dir.name}-raw"
@@ -233,22 +207,21 @@ def prepare_dataset(
             try:
                 generate_synthetic(
                     raw,
-                    spec.get("num_images", {"train": 120, "val": 20, "test": 20}),
-                    tuple(spec.get("image_size", (120, 160))),
-                    int(spec.get("seed", seed)),
+                    values["num_images"],
+                    tuple(values["image_size"]),
+                    int(values.get("seed", seed)),
                 )
             except OSError as exc:
                 raise write_error(exc, raw_dir) from exc
-            source = camvid_source(raw, tuple(spec.get("num_images", SPLITS)), name)
+            source = camvid_source(raw, tuple(values["num_images"]), name)
             return write_prepared(source, out_dir, longer_side, on_bad_file, spec, progress)
         finally:
             shutil.rmtree(raw, ignore_errors=True)
-    if kind == "camvid":
-        source = camvid_source(spec["root"], tuple(spec.get("splits", SPLITS)), name)
-    elif kind == "cityscapes":
-        source = cityscapes_source(spec["root"], tuple(spec.get("splits", ("train", "val"))), name)
+    if kind in ("camvid", "cityscapes"):
+        make_source = camvid_source if kind == "camvid" else cityscapes_source
+        source = make_source(values["root"], tuple(values["splits"]), name)
     else:
         source = folder_source(
-            spec["root"], spec.get("val_fraction", 0.1), spec.get("test_fraction", 0.1), seed, name
+            values["root"], values["val_fraction"], values["test_fraction"], seed, name
         )
     return write_prepared(source, out_dir, longer_side, on_bad_file, spec, progress)

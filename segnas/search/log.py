@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import write_json, write_text
-from .reward import STATUS_OK, EvalResult
+from .recipe import STATUS_OK, EvalResult
 
 ARCHS_COLUMNS = ("round", "index", *EvalResult.ROW_FIELDS)
 TIMINGS_COLUMNS = ("round", "index", "hash", *EvalResult.TIMING_FIELDS)

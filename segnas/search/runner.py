@@ -14,7 +14,7 @@ from ..space import DEFAULT_SPACE, SearchSpace
 from .config import SearchConfig
 from .log import Record
 from .pool import WorkerPool
-from .reward import EvalResult, worker_died_result
+from .recipe import EvalResult, worker_died_result
 from .steps import (
     EvaluatorSpec,
     SearchLayout,

@@ -21,19 +21,15 @@ import torch
 from ..errors import ArtifactError, ConfigError
 from ..io import read_json, write_json
 from ..published import resolve_genotype
+from ..seeds import derive_seed
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
 from .config import SearchConfig
 from .controller import Controller, read_checkpoint, save_controller
+from .evaldata import EvalData
 from .log import Record, write_outputs
 from .ppo import PPOTrainer
-from .reward import (
-    EvalData,
-    EvalResult,
-    EvalSetup,
-    derive_seed,
-    evaluate_architecture,
-    target_similarity_result,
-)
+from .recipe import EvalResult, EvalSetup
+from .reward import evaluate_architecture, target_similarity_result
 
 
 class SearchLayout:

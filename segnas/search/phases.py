@@ -1,0 +1,141 @@
+"""The two training phases of a search evaluation and its meta-val scoring.
+
+Phase 1 trains the decoder alone on the cached stem outputs; phase 2 trains end to end on
+meta-train images with random scale, crop and flip; ``validate`` scores meta-val. Batches are
+shuffled from ``(seed, epoch)``; a non-finite loss or output raises :class:`Diverged`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+from ..loss import segmentation_loss
+from ..metrics import ConfusionMatrix
+from ..model import SegmentationNet
+from ..seeds import derive_seed
+from .evaldata import EvalData, stack_pairs
+from .recipe import EvalSetup
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@contextlib.contextmanager
+def deterministic(threads: int, device: torch.device) -> Iterator[None]:
+    """``threads`` torch threads and deterministic algorithms (on CUDA, where bilinear
+    upsampling has no deterministic backward, only a warning), restored afterwards."""
+    previous_threads = torch.get_num_threads()
+    previous_mode = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous_mode, warn_only=previous_warn)
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    loss = segmentation_loss(logits, labels)
+    if not torch.isfinite(loss):
+        raise Diverged(f"training loss became {float(loss.detach())}")
+    return loss
+
+
+def _batches(num_items: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Shuffled batches; a trailing batch of one item is dropped (BatchNorm needs two)."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
+    order = torch.randperm(num_items, generator=generator).tolist()
+    batches = [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
+    return [b for b in batches if len(b) > 1] or batches
+
+
+def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+AfterEpoch = Callable[[int], None]
+"""Called at the end of each epoch of a training phase with the number of epochs done."""
+
+
+def train_phase1(
+    model: SegmentationNet,
+    data: EvalData,
+    setup: EvalSetup,
+    seed: int,
+    device: torch.device,
+    after_epoch: AfterEpoch | None = None,
+) -> None:
+    """Decoder-only training on the cached stem outputs."""
+    decoder = model.decoder
+    decoder.train()
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=setup.lr_decoder_phase1)
+    for epoch in range(setup.phase1_epochs):
+        for batch in _batches(len(data.cache), setup.batch_size, seed, epoch):
+            quarter, eighth, labels = data.cache.batch(sorted(batch))
+            logits = decoder(
+                _to(quarter, device, setup.channels_last), _to(eighth, device, setup.channels_last)
+            )
+            loss = _loss(logits, labels.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
+
+
+def train_phase2(
+    model: SegmentationNet,
+    data: EvalData,
+    setup: EvalSetup,
+    seed: int,
+    device: torch.device,
+    after_epoch: AfterEpoch | None = None,
+) -> None:
+    """End-to-end training on meta-train images with random scale, crop and flip."""
+    from ..data.dataset import SegmentationDataset
+    from ..data.transforms import TrainTransform
+
+    transform = TrainTransform(setup.crop_size, setup.scale_range, setup.flip, seed)
+    dataset = SegmentationDataset(data.prepared, data.meta_train, transform)
+    model.train()
+    optimizer = torch.optim.Adam(
+        [
+            {"params": model.decoder.parameters(), "lr": setup.lr_decoder},
+            {"params": model.stem.parameters(), "lr": setup.lr_stem},
+        ]
+    )
+    for epoch in range(setup.phase2_epochs):
+        dataset.set_epoch(epoch)
+        for batch in _batches(len(dataset), setup.batch_size, seed, epoch):
+            images, labels = stack_pairs([dataset[i] for i in batch])
+            logits = model(_to(images, device, setup.channels_last))
+            loss = _loss(logits, labels.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module, data: EvalData, setup: EvalSetup, device: torch.device
+) -> dict[str, float]:
+    """Scores on meta-val (logits upsampled to the label size)."""
+    model.eval()
+    confusion = ConfusionMatrix(data.num_classes)
+    for images, labels in data.val_batches(setup.val_size, setup.batch_size):
+        logits = model(_to(images, device, setup.channels_last))
+        if not torch.isfinite(logits).all():
+            raise Diverged("validation logits are not finite")
+        confusion.update(logits.float().cpu(), labels)
+    model.train()
+    return confusion.scores()
