@@ -59,7 +59,7 @@ def _data_fingerprint() -> dict:
     return {str(path): sha256_file(path)[:16] for path in files}
 
 
-def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
+def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str, dict]:
     params = load_params(params_path)
     config = SearchConfig.from_params(
         section(params, "search", params_path), int(params.get("seed", 0))
@@ -82,7 +82,7 @@ def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
             stem_weights=stem_weights,
             device=str(params.get("device", "cpu")),
         )
-    return config, spec, params_hash_of(config, extra)
+    return config, spec, params_hash_of(config, extra), extra
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     layout = SearchLayout(SEARCH)
     try:
-        config, spec, params_hash = _setup(args.params)
+        config, spec, params_hash, extra = _setup(args.params)
         if spec.device != "cpu":
             spec = EvaluatorSpec(**{**spec.__dict__, "device": str(resolve_device(spec.device))})
         if step == "run":
             if getattr(args, "workers", None) is not None:
                 config = SearchConfig(**{**config.__dict__, "workers": args.workers})
                 config.check()
-            records = run_search(layout, config, params_hash, spec)
+            records = run_search(layout, config, params_hash, spec, extra=extra)
             best = max(records, key=lambda r: r.result.reward)
             print(
                 f"search: {len(records)} architectures in {config.rounds} rounds "

@@ -14,6 +14,7 @@ from segnas.errors import ArtifactError
 from segnas.io import read_json
 from segnas.search.config import SearchConfig, params_hash_of
 from segnas.search.controller import load_controller
+from segnas.search.directory import prepare_directory
 from segnas.search.log import ARCHS_COLUMNS
 from segnas.search.reward import EvalSetup
 from segnas.search.runner import run_search
@@ -163,7 +164,7 @@ def test_target_objective_progress_and_restart_on_changed_params(tmp_path):
     first = (layout.root / "archs.csv").read_bytes()
     other = _target_config(seed=1)
     run_search(layout, other, params_hash_of(other), spec, stream)
-    assert "starting over" in stream.getvalue()
+    assert "moved it to" in stream.getvalue()
     assert (layout.root / "archs.csv").read_bytes() != first
     with pytest.raises(ArtifactError, match="params hash"):
         evaluate_index(layout, config, params_hash_of(config), 0, 0, lambda g, s: None)
@@ -187,3 +188,67 @@ def test_local_run_continues_a_search_made_by_the_fan_out_steps(tmp_path):
     reference = SearchLayout(tmp_path / "reference")
     run_search(reference, config, params_hash, spec, io.StringIO())
     assert (layout.root / "archs.csv").read_bytes() == (reference.root / "archs.csv").read_bytes()
+
+
+def _search_digests(root: Path) -> dict[str, str]:
+    from segnas.pipeline.digests import canonical_digest
+
+    return {
+        p.relative_to(root).as_posix(): canonical_digest(p)
+        for sub in ("rounds", "controller")
+        for p in sorted((root / sub).rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_more_rounds_continue_the_search_and_keep_every_finished_evaluation(tmp_path):
+    spec = EvaluatorSpec("target", EvalSetup(), "arch0")
+    layout = SearchLayout(tmp_path / "search")
+    short = _target_config(rounds=2)
+    run_search(layout, short, params_hash_of(short), spec, io.StringIO())
+    kept = read_json(layout.evaluation(1, 2))["result"]
+    longer = _target_config(rounds=4)
+    stream = io.StringIO()
+    calls = []
+
+    def counting(genotype, seed):
+        calls.append(seed)
+        return spec.build()(genotype, seed)
+
+    class Counting(EvaluatorSpec):
+        def build(self):
+            return counting
+
+    counted = Counting("target", EvalSetup(), "arch0")
+    run_search(layout, longer, params_hash_of(longer), counted, stream)
+    assert "continuing" in stream.getvalue() and "search.rounds 2 -> 4" in stream.getvalue()
+    assert len(calls) == 2 * longer.archs_per_round  # only the two new rounds were evaluated
+    assert read_json(layout.evaluation(1, 2))["result"] == kept
+    clean = SearchLayout(tmp_path / "clean")
+    run_search(clean, longer, params_hash_of(longer), spec, io.StringIO())
+    assert _search_digests(layout.root) == _search_digests(clean.root)
+    for name in ("archs.csv", "top.json"):
+        assert (layout.root / name).read_bytes() == (clean.root / name).read_bytes()
+    assert not list(layout.root.glob(".previous-*"))
+
+
+def test_params_that_change_results_move_the_old_search_aside(tmp_path):
+    spec = EvaluatorSpec("target", EvalSetup(), "arch0")
+    layout = SearchLayout(tmp_path / "search")
+    config = _target_config()
+    old_hash = params_hash_of(config)
+    run_search(layout, config, old_hash, spec, io.StringIO())
+    old_archs = (layout.root / "archs.csv").read_bytes()
+    other = _target_config(seed=1)
+    stream = io.StringIO()
+    prepare_directory(layout, params_hash_of(other), {"search": other.result_fields()}, stream)
+    aside = layout.root / f".previous-{old_hash}"
+    assert "search.seed 0 -> 1" in stream.getvalue() and str(aside) in stream.getvalue()
+    assert (aside / "archs.csv").read_bytes() == old_archs
+    assert (aside / "rounds").is_dir() and (aside / "controller" / "final.pt").is_file()
+    for name in ("archs.csv", "top.json", "timings.csv", "metrics.json", "rounds", "controller"):
+        assert not (layout.root / name).exists(), name
+    run_search(layout, other, params_hash_of(other), spec, io.StringIO())
+    run_search(layout, config, old_hash, spec, io.StringIO())  # back: the new one moves aside
+    assert (layout.root / "archs.csv").read_bytes() == old_archs
+    assert len(list(layout.root.glob(".previous-*"))) == 2

@@ -12,6 +12,7 @@ from ..io import read_json, remove_stale_temps_under
 from ..progress import Progress
 from ..space import DEFAULT_SPACE, SearchSpace
 from .config import SearchConfig
+from .directory import prepare_directory
 from .log import Record
 from .pool import WorkerPool
 from .reward import EvalResult, worker_died_result
@@ -20,7 +21,6 @@ from .steps import (
     SearchLayout,
     assemble,
     evaluate_index,
-    prepare_directory,
     sample_round,
     update_round,
 )
@@ -95,11 +95,14 @@ def run_search(
     spec: EvaluatorSpec,
     stream: TextIO | None = None,
     space: SearchSpace = DEFAULT_SPACE,
+    extra: dict | None = None,
 ) -> list[Record]:
     """The whole search on this machine with ``config.workers`` processes; resumable. A worker
-    process that dies is replaced and its evaluation retried once (then ``worker_died``)."""
+    process that dies is replaced and its evaluation retried once (then ``worker_died``).
+    ``extra``: what ``params_hash`` hashes besides the search fields (e.g. the data)."""
     stream = stream or sys.stderr
-    prepare_directory(layout, params_hash, stream)
+    identity = {"search": config.result_fields(), **(extra or {})}
+    prepare_directory(layout, params_hash, identity, stream)
     remove_stale_temps_under(layout.root)
     done = sum(
         layout.evaluation(r, i).is_file()

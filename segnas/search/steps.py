@@ -10,11 +10,9 @@ search resumes from its last completed evaluation. Every random choice derives f
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import torch
 
@@ -72,8 +70,8 @@ def _check_hash(path: Path, payload: dict, params_hash: str) -> None:
     if payload.get("params_hash") != params_hash:
         raise ArtifactError(
             f"{path} was written with params hash {payload.get('params_hash')} but the current "
-            f"params hash to {params_hash}; delete the search directory (or let the local "
-            "runner restart it) and rerun"
+            f"params hash is {params_hash}; rerun the local search (it continues an extended "
+            "search and moves a search made with other params aside)"
         )
 
 
@@ -295,23 +293,3 @@ def assemble(
     controller = load_trainer(layout, config, params_hash, config.rounds - 1, space).controller
     save_controller(layout.final_checkpoint, controller, params_hash, {"round": config.rounds - 1})
     return records
-
-
-def prepare_directory(layout: SearchLayout, params_hash: str, stream: TextIO) -> None:
-    """Record the params hash; a partial search made with other params is started over."""
-    if layout.state.is_file():
-        found = {read_json(layout.state).get("params_hash")}
-    else:  # e.g. written by the Snakemake fan-out, which keeps no state file
-        found = {read_json(p).get("params_hash") for p in layout.rounds_dir.glob("*/samples.json")}
-    if found == {params_hash}:
-        write_json(layout.state, {"params_hash": params_hash})
-        return
-    if found:
-        stream.write(
-            f"[search] {layout.root} holds a search with other params "
-            f"({', '.join(sorted(map(str, found)))} != {params_hash}); starting over\n"
-        )
-    for stale in (layout.rounds_dir, layout.controller_dir):
-        if stale.exists():
-            shutil.rmtree(stale)
-    write_json(layout.state, {"params_hash": params_hash})
