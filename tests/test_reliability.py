@@ -774,3 +774,42 @@ def test_chaos_sigkill_during_the_quickstart_ends_equal_to_a_clean_run(tmp_path)
     assert not differing, differing
     for out in STAGE_OUTPUTS.values():  # every rerun swept what its killed writers left
         assert hidden_temps(chaos / out) == [], out
+
+
+def test_a_refused_pickle_never_quotes_torchs_advice_to_disable_weights_only(tmp_path):
+    from segnas.checkpoint import load_checkpoint
+    from segnas.search.controller import read_checkpoint
+
+    marker = tmp_path / "pwned"
+    evil = _evil_checkpoint(tmp_path / "evil.pt", marker)
+    messages = []
+    for load, error in (
+        (lambda: build_stem(str(evil)), ConfigError),
+        (lambda: load_checkpoint(evil), ArtifactError),
+        (lambda: read_checkpoint(evil), ArtifactError),
+    ):
+        with pytest.raises(error) as caught:
+            load()
+        messages.append(str(caught.value))
+    for message in messages:
+        assert "False" not in message and "can still be loaded" not in message, message
+        assert "GLOBAL io.open" in message, message  # names what was refused
+    assert not marker.exists()
+
+
+def test_a_model_path_that_is_no_training_checkpoint_says_what_it_is(tmp_path, capsys):
+    from segnas.checkpoint import load_trained
+    from segnas.search.controller import Controller, save_controller
+    from segnas.space import DEFAULT_SPACE
+
+    with pytest.raises(ArtifactError, match="is a directory") as caught:
+        load_trained(tmp_path)
+    assert "does not exist" not in str(caught.value)
+    stem = tmp_path / "stem.pt"
+    torch.save(build_stem("none").state_dict(), stem)
+    controller = tmp_path / "final.pt"
+    save_controller(controller, Controller(DEFAULT_SPACE, 8, 1, 0.1, seed=0), "h")
+    for path, what in ((stem, "state dict"), (controller, "search controller checkpoint")):
+        with pytest.raises(ArtifactError, match=what) as caught:
+            load_trained(path)
+        assert "delete" not in str(caught.value) and "best.pt" in str(caught.value)
