@@ -252,3 +252,20 @@ def test_params_that_change_results_move_the_old_search_aside(tmp_path):
     run_search(layout, config, old_hash, spec, io.StringIO())  # back: the new one moves aside
     assert (layout.root / "archs.csv").read_bytes() == old_archs
     assert len(list(layout.root.glob(".previous-*"))) == 2
+
+
+def test_fan_out_steps_refuse_a_round_or_index_beyond_the_configured_search(tmp_path):
+    from segnas.errors import ConfigError
+
+    config = _target_config(rounds=2)
+    layout = SearchLayout(tmp_path / "search")
+    params_hash = params_hash_of(config)
+    with pytest.raises(ConfigError, match=r"round 99 .*search\.rounds is 2"):
+        evaluate_index(layout, config, params_hash, 99, 0, lambda g, s: None)
+    with pytest.raises(ConfigError, match=r"round 2 .*search\.rounds is 2"):
+        sample_round(layout, config, params_hash, 2)
+    with pytest.raises(ConfigError, match=r"round -1"):
+        update_round(layout, config, params_hash, -1)
+    with pytest.raises(ConfigError, match=r"index 7 .*search\.archs_per_round is 3"):
+        evaluate_index(layout, config, params_hash, 0, 7, lambda g, s: None)
+    assert not layout.root.exists()

@@ -75,6 +75,20 @@ def _check_hash(path: Path, payload: dict, params_hash: str) -> None:
         )
 
 
+def _check_position(config: SearchConfig, round_index: int, index: int | None = None) -> None:
+    """Refuse a round (or an index within it) outside the configured search."""
+    if not 0 <= round_index < config.rounds:
+        raise ConfigError(
+            f"round {round_index} is outside the search: search.rounds is {config.rounds} "
+            f"(rounds 0..{config.rounds - 1})"
+        )
+    if index is not None and not 0 <= index < config.archs_per_round:
+        raise ConfigError(
+            f"index {index} is outside round {round_index}: search.archs_per_round is "
+            f"{config.archs_per_round} (indices 0..{config.archs_per_round - 1})"
+        )
+
+
 def _new_trainer(config: SearchConfig, space: SearchSpace) -> PPOTrainer:
     controller = Controller(
         space,
@@ -126,6 +140,7 @@ def sample_round(
     space: SearchSpace = DEFAULT_SPACE,
 ) -> list[dict]:
     """Write (or reuse) ``samples.json`` of ``round_index``: genotypes and log-probabilities."""
+    _check_position(config, round_index)
     path = layout.samples(round_index)
     if path.is_file():
         payload = read_json(path)
@@ -192,6 +207,7 @@ def evaluate_index(
     space: SearchSpace = DEFAULT_SPACE,
 ) -> EvalResult:
     """Evaluate sample ``index`` of ``round_index`` and write its result file (or reuse it)."""
+    _check_position(config, round_index, index)
     path = layout.evaluation(round_index, index)
     if path.is_file():
         payload = read_json(path)
@@ -242,6 +258,7 @@ def update_round(
     space: SearchSpace = DEFAULT_SPACE,
 ) -> dict:
     """Feed round ``round_index``'s results to PPO (in index order) and save the controller."""
+    _check_position(config, round_index)
     path = layout.checkpoint(round_index)
     if path.is_file():
         payload = read_checkpoint(path)
