@@ -813,3 +813,46 @@ def test_a_model_path_that_is_no_training_checkpoint_says_what_it_is(tmp_path, c
         with pytest.raises(ArtifactError, match=what) as caught:
             load_trained(path)
         assert "delete" not in str(caught.value) and "best.pt" in str(caught.value)
+
+
+_ORPHAN_SCRIPT = """
+import os, time
+from segnas.search.pool import WorkerPool
+
+if __name__ == "__main__":
+    pool = WorkerPool(2)
+    pids = []
+    pool.run(os.getpid, {0: (), 1: ()}, lambda key, pid: pids.append(pid), print)
+    print(*pids, flush=True)
+    pool.run(time.sleep, {0: (120,), 1: (120,)}, print, print)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_workers_die_with_their_parent_after_kill_9(tmp_path):
+    script = tmp_path / "pool_main.py"
+    script.write_text(_ORPHAN_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    main = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    try:
+        pids = [int(p) for p in main.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        time.sleep(0.5)
+    finally:
+        main.kill()
+        main.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    orphans = [p for p in pids if _alive(p)]
+    for pid in orphans:  # ours: started by this test
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans
