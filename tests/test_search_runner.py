@@ -269,3 +269,16 @@ def test_fan_out_steps_refuse_a_round_or_index_beyond_the_configured_search(tmp_
     with pytest.raises(ConfigError, match=r"index 7 .*search\.archs_per_round is 3"):
         evaluate_index(layout, config, params_hash, 0, 7, lambda g, s: None)
     assert not layout.root.exists()
+
+
+def test_a_second_search_in_the_same_directory_is_refused_naming_the_first(tmp_path):
+    from segnas.search.lock import DirectoryBusy, directory_lock
+
+    config = _target_config(rounds=1)
+    layout = SearchLayout(tmp_path / "search")
+    spec = EvaluatorSpec("target", EvalSetup(), "arch0")
+    busy = pytest.raises(DirectoryBusy, match=rf"pid {os.getpid()} .*first-hash")
+    with directory_lock(layout.root, "first-hash"), busy:
+        run_search(layout, config, params_hash_of(config), spec, io.StringIO())
+    assert not layout.rounds_dir.exists()
+    run_search(layout, config, params_hash_of(config), spec, io.StringIO())  # released
