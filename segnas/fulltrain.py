@@ -296,9 +296,9 @@ def train_model(
             return state.train_seconds >= config.time_budget_s
         return False
 
-    def diverged(what: str) -> TrainingDiverged:
+    def diverged(what: str, epoch: int) -> TrainingDiverged:
         return TrainingDiverged(
-            f"{log_name}: training diverged at epoch {state.epoch + 1} iteration "
+            f"{log_name}: training diverged in epoch {epoch} by iteration "
             f"{state.iteration} ({what}, lr {lr:.3g}); stopped without saving it, so "
             f"{out_dir} keeps only checkpoints from before. Lower train.lr (now {config.lr:g}) "
             "and rerun"
@@ -306,7 +306,7 @@ def train_model(
 
     def save(path: Path) -> None:
         if not _all_finite(model):
-            raise diverged("non-finite weights")
+            raise diverged("non-finite weights", state.epoch)
         save_checkpoint(path, model, optimizer, scaler, meta, state)
 
     budget_start, wall_start = state.train_seconds, time.monotonic()
@@ -336,7 +336,7 @@ def train_model(
                 torch.cuda.synchronize(device)
             losses.append(float(loss.detach()))
             if scaler is None and not math.isfinite(losses[-1]):
-                raise diverged(f"loss {losses[-1]}")
+                raise diverged(f"loss {losses[-1]}", epoch + 1)
             state.iteration += 1
             state.train_seconds += time.perf_counter() - start
             if out_of_budget():
