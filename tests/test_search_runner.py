@@ -120,6 +120,41 @@ def test_snakemake_fan_out_equals_the_local_pool(project):
 
 
 @pytest.mark.slow
+def test_snakemake_killed_mid_search_resumes_to_the_clean_result(project):
+    """kill -9 of Snakemake's whole process group mid-search, then ``--unlock`` and a rerun
+    with ``--rerun-incomplete`` (the profiles' setting). Jobs Snakemake had not yet recorded as
+    finished are redone, so only the final outputs are compared."""
+    _fresh(project)
+    (project / "Snakefile").write_text(SNAKEFILE)
+    command = ["snakemake", "search", "--cores", "2", "--quiet", "all", "--rerun-incomplete"]
+    proc = subprocess.Popen(
+        command,
+        cwd=project,
+        env=stage_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rounds = project / "search" / "rounds"
+    deadline = time.monotonic() + 300
+    try:
+        while not list(rounds.glob("*/e*.json")) and time.monotonic() < deadline:
+            assert proc.poll() is None, "Snakemake ended before it could be killed"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (project / "search" / "archs.csv").exists()
+    for step in (["snakemake", "--unlock", "--cores", "1", "--quiet", "all"], command):
+        result = subprocess.run(
+            step, cwd=project, env=stage_env(), capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    _same_outputs(project)
+    assert _search_digests(project / "search") == _search_digests(project / "reference")
+
+
+@pytest.mark.slow
 def test_slurm_fan_out_equals_the_local_pool(slurm_cluster, tmp_path):
     root = make_project(tmp_path / "project", tiny_params(rounds=2))
     assert run_stage(root, "search") == 0
