@@ -20,6 +20,7 @@ from segnas.errors import ConfigError, SegnasError
 from segnas.io import sha256_file
 from segnas.pipeline.paths import PREPARED, SEARCH, SPLIT, STEM_CACHE
 from segnas.search.config import SearchConfig, params_hash_of
+from segnas.search.lock import directory_lock
 from segnas.search.runner import run_search
 from segnas.search.steps import (
     EvaluatorSpec,
@@ -85,6 +86,34 @@ def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str, dict]:
     return config, spec, params_hash_of(config, extra), extra
 
 
+def _step(
+    args: argparse.Namespace,
+    step: str,
+    layout: SearchLayout,
+    config: SearchConfig,
+    spec: EvaluatorSpec,
+    params_hash: str,
+    start: float,
+) -> None:
+    """One fan-out step (Snakemake jobs run them side by side under a shared lock)."""
+    if step == "sample":
+        samples = sample_round(layout, config, params_hash, args.round)
+        print(f"search: sampled round {args.round} ({len(samples)} architectures)")
+    elif step == "evaluate":
+        result = evaluate_index(layout, config, params_hash, args.round, args.index, spec.build())
+        print(
+            f"search: round {args.round} index {args.index} {result.hash} "
+            f"{result.status} reward {result.reward:.4f} "
+            f"({time.monotonic() - start:.1f} s)"
+        )
+    elif step == "update":
+        stats = update_round(layout, config, params_hash, args.round)
+        print(f"search: updated the controller with round {args.round} {stats}")
+    else:
+        records = assemble(layout, config, params_hash)
+        print(f"search: assembled {len(records)} architectures -> {SEARCH}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     keep_freed_memory()
@@ -106,24 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"({config.workers} workers, {time.monotonic() - start:.0f} s); best reward "
                 f"{best.result.reward:.4f} ({best.result.hash}) -> {SEARCH}"
             )
-        elif step == "sample":
-            samples = sample_round(layout, config, params_hash, args.round)
-            print(f"search: sampled round {args.round} ({len(samples)} architectures)")
-        elif step == "evaluate":
-            result = evaluate_index(
-                layout, config, params_hash, args.round, args.index, spec.build()
-            )
-            print(
-                f"search: round {args.round} index {args.index} {result.hash} "
-                f"{result.status} reward {result.reward:.4f} "
-                f"({time.monotonic() - start:.1f} s)"
-            )
-        elif step == "update":
-            stats = update_round(layout, config, params_hash, args.round)
-            print(f"search: updated the controller with round {args.round} {stats}")
         else:
-            records = assemble(layout, config, params_hash)
-            print(f"search: assembled {len(records)} architectures -> {SEARCH}")
+            with directory_lock(layout.root, params_hash, shared=True):
+                _step(args, step, layout, config, spec, params_hash, start)
     except SegnasError as exc:
         print(f"search: error: {exc}", file=sys.stderr)
         return 2

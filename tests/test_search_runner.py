@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from search_project import REPO, make_project, run_stage, stage_env, tiny_params
+from search_project import REPO, make_project, run_stage, stage_env, tiny_params, write_params
 
 from segnas.errors import ArtifactError
 from segnas.io import read_json
@@ -317,3 +317,22 @@ def test_a_second_search_in_the_same_directory_is_refused_naming_the_first(tmp_p
         run_search(layout, config, params_hash_of(config), spec, io.StringIO())
     assert not layout.rounds_dir.exists()
     run_search(layout, config, params_hash_of(config), spec, io.StringIO())  # released
+
+
+def test_fan_out_steps_and_a_local_run_exclude_each_other(tmp_path, capsys):
+    from segnas.search.lock import DirectoryBusy, directory_lock
+
+    write_params(tmp_path, tiny_params(objective="target", target="arch0"))
+    with directory_lock(tmp_path / "search", "local-hash"):
+        assert run_stage(tmp_path, "search", "sample", "--round", "0") == 2
+    err = capsys.readouterr().err
+    assert f"pid {os.getpid()}" in err and "local-hash" in err
+    assert not (tmp_path / "search" / "rounds").exists()
+    layout = SearchLayout(tmp_path / "search")
+    config = _target_config(rounds=1)
+    with (
+        directory_lock(layout.root, "", shared=True),
+        pytest.raises(DirectoryBusy, match="fan-out"),
+    ):
+        run_search(layout, config, params_hash_of(config), EvaluatorSpec("target", EvalSetup()))
+    assert run_stage(tmp_path, "search", "sample", "--round", "0") == 0
