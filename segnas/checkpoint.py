@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .errors import ArtifactError
-from .io import save_torch
+from .io import save_torch, torch_load_reason
 from .model import SegmentationNet, build_model
 from .published import resolve_genotype
 
@@ -51,18 +51,38 @@ def save_checkpoint(
     save_torch(path, payload)
 
 
+WANTED = "pass a training checkpoint such as models/NAME/best.pt"
+
+
+def _what_it_is(payload: object) -> str:
+    """A short description of a loaded file that is not a training checkpoint."""
+    if not isinstance(payload, dict):
+        return f"a {type(payload).__name__}"
+    if "space" in payload and "state_dict" in payload:
+        return "a search controller checkpoint (search/controller/)"
+    if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        return "a plain state dict of tensors (e.g. the stem weights cache/stem/stem.pt)"
+    return f"a mapping with keys {sorted(map(str, payload))[:5]}"
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; errors name the file."""
+    """Read a checkpoint with ``weights_only=True``; errors name the file and what it is."""
     path = Path(path)
+    if path.is_dir():
+        raise ArtifactError(f"{path} is a directory, not a checkpoint file; {WANTED}")
     if not path.is_file():
         raise ArtifactError(f"checkpoint {path} does not exist; run the train stage first")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign file: torch raises many types
-        raise ArtifactError(f"checkpoint {path} cannot be read ({exc}); delete it") from exc
-    if not isinstance(payload, dict) or payload.get("meta", {}).get("format") != CHECKPOINT_FORMAT:
         raise ArtifactError(
-            f"{path} is not a segnas training checkpoint (format {CHECKPOINT_FORMAT}); delete it"
+            f"checkpoint {path} cannot be read ({torch_load_reason(exc)}); {WANTED}"
+        ) from exc
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise ArtifactError(
+            f"{path} is {_what_it_is(payload)}, not a segnas training checkpoint (format "
+            f"{CHECKPOINT_FORMAT}); {WANTED}"
         )
     return payload
 

@@ -36,7 +36,7 @@ from .checkpoint import (
 from .data.dataset import SegmentationDataset
 from .data.prepared import PreparedDataset, pixel_column
 from .data.transforms import TrainTransform
-from .errors import ConfigError
+from .errors import ConfigError, SegnasError
 from .io import remove_stale_temps_under, write_json
 from .loss import segmentation_loss
 from .model import build_model
@@ -176,6 +176,18 @@ class TrainResult:
         }
 
 
+class TrainingDiverged(SegnasError, RuntimeError):
+    """The loss or the weights became non-finite (NaN or infinite)."""
+
+
+def _all_finite(model: nn.Module) -> bool:
+    return all(
+        bool(torch.isfinite(t).all())
+        for t in (*model.parameters(), *model.buffers())
+        if t.is_floating_point()
+    )
+
+
 def _budget_eta(train_s: float, budget_s: float, train_s_start: float, wall_start: float) -> float:
     """Wall seconds left of a time-budget run: the budget's remaining training seconds scaled by
     the wall time each training second has cost so far in this process (validation included)."""
@@ -285,7 +297,17 @@ def train_model(
             return state.train_seconds >= config.time_budget_s
         return False
 
+    def diverged(what: str, epoch: int) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"{log_name}: training diverged in epoch {epoch} by iteration "
+            f"{state.iteration} ({what}, lr {lr:.3g}); stopped without saving it, so "
+            f"{out_dir} keeps only checkpoints from before. Lower train.lr (now {config.lr:g}) "
+            "and rerun"
+        )
+
     def save(path: Path) -> None:
+        if not _all_finite(model):
+            raise diverged("non-finite weights", state.epoch)
         save_checkpoint(path, model, optimizer, scaler, meta, state)
 
     budget_start, wall_start = state.train_seconds, time.monotonic()
@@ -314,6 +336,8 @@ def train_model(
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             losses.append(float(loss.detach()))
+            if scaler is None and not math.isfinite(losses[-1]):
+                raise diverged(f"loss {losses[-1]}", epoch + 1)
             state.iteration += 1
             state.train_seconds += time.perf_counter() - start
             if out_of_budget():

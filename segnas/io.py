@@ -240,6 +240,18 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     write_bytes(path, buffer.getvalue())
 
 
+def torch_load_reason(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one line, without torch's
+    advice to retry with ``weights_only=False`` (which would run the file's code)."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: (GLOBAL [\w.]+)", text)
+    if found:
+        return f"it refers to code ({found.group(1)}), which is never loaded"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    safe = [line for line in lines if "weights_only" not in line and "still be loaded" not in line]
+    return safe[0] if safe else type(exc).__name__
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Atomically write ``obj`` as indented, key-sorted JSON (stable bytes for hashing)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -69,6 +69,23 @@ class Prediction:
     overlay: Path
 
 
+def _check_distinct_outputs(images: Sequence[Path]) -> None:
+    """Refuse inputs whose output names would collide (``a/x.png`` and ``b/x.png``)."""
+    by_stem: dict[str, list[Path]] = {}
+    for path in images:
+        same = by_stem.setdefault(path.stem, [])
+        if path.resolve() not in {p.resolve() for p in same}:
+            same.append(path)
+    clashes = {stem: paths for stem, paths in by_stem.items() if len(paths) > 1}
+    if clashes:
+        stem, paths = next(iter(clashes.items()))
+        raise DataError(
+            f"{' and '.join(map(str, paths))} would both be written to {stem}_mask.png "
+            f"({len(clashes)} such name(s) in all); nothing was written: run predict once per "
+            "folder with a different --out, or rename the inputs"
+        )
+
+
 def predict_files(
     images: Sequence[str | Path],
     checkpoint: str | Path,
@@ -79,8 +96,10 @@ def predict_files(
 ) -> list[Prediction]:
     """Write ``<stem>_mask.png`` (palette colours) and ``<stem>_overlay.png`` per image.
 
-    ``input_size`` defaults to the size the model was validated at during training.
+    ``input_size`` defaults to the size the model was validated at during training. Inputs
+    whose output names would collide are refused before anything is written.
     """
+    _check_distinct_outputs([Path(p) for p in images])
     device = torch.device(device)
     model, meta = load_trained(checkpoint, device)
     model, _ = maybe_optimize(model, optimized)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 from collections.abc import Sequence
@@ -101,6 +102,19 @@ class Genotype:
                 for b in self.blocks
             ],
         ]
+
+
+def _integer(value: object, where: str) -> int:
+    """``value`` as an int: integral numbers only (``1.7``, ``1e400``, booleans refused)."""
+    if isinstance(value, bool):
+        raise GenotypeError(f"{where}: {value!r} is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,9}", value.strip()):
+        return int(value)
+    raise GenotypeError(f"{where}: {value!r} is not an integer")
 
 
 @dataclass(frozen=True)
@@ -195,12 +209,29 @@ class SearchSpace:
                 raise GenotypeError(f"blocks[{i}].stride: {b.stride!r} not allowed; {where}")
         return genotype
 
+    def _blocks(self, blocks_raw: Sequence, release: bool = False) -> tuple[Block, ...]:
+        """Blocks from raw values, each checked to be an integer (never truncated)."""
+        names = ("loc1", "loc2", "template", "repeats", "stride")
+        blocks = []
+        for i, raw in enumerate(blocks_raw):
+            if len(raw) != len(names):
+                raise GenotypeError(f"blocks[{i}] must have {len(names)} values {names}: {raw!r}")
+            values = [_integer(v, f"blocks[{i}].{n}") for n, v in zip(names, raw, strict=True)]
+            if release:
+                if not 0 <= values[4] <= 8:
+                    raise GenotypeError(f"blocks[{i}].stride: log2 stride {values[4]} not allowed")
+                values = [*values[:3], values[3] + 1, 2 ** values[4]]
+            blocks.append(Block(*values))
+        return tuple(blocks)
+
     def from_list(self, data: Sequence) -> Genotype:
         """Build and validate a genotype from its JSON form (op names, real repeats/stride)."""
         try:
             templates_raw, blocks_raw = data
             templates = tuple(Template(*map(str, t)) for t in templates_raw)
-            blocks = tuple(Block(*(int(v) for v in b)) for b in blocks_raw)
+            blocks = self._blocks(blocks_raw)
+        except GenotypeError:
+            raise
         except (TypeError, ValueError) as exc:
             raise GenotypeError(
                 "a genotype is [[[op1, op2, agg], ...], [[loc1, loc2, template, repeats, "
@@ -261,10 +292,7 @@ class SearchSpace:
                             f"templates[{i}].{name}: index {index} is outside 0..{len(table) - 1}"
                         )
                 templates.append(Template(self.ops[op1], self.ops[op2], self.aggregations[agg]))
-            blocks = [
-                Block(int(a), int(b), int(t), int(r) + 1, 2 ** int(s))
-                for a, b, t, r, s in blocks_raw
-            ]
+            blocks = self._blocks(blocks_raw, release=True)
         except GenotypeError:
             raise
         except (TypeError, ValueError) as exc:

@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from .errors import ConfigError
+from .io import torch_load_reason
 
 STEM_CHANNELS = (24, 32)
 STEM_STRIDES = (4, 8)
@@ -82,9 +83,9 @@ def load_stem_state(stem: MobileNetV2Stem, weights: str) -> None:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a foreign pickle or a damaged file: torch raises many types
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(
-                f"stem.weights: {weights!r} cannot be loaded safely as a state dict ({reason}); "
+                f"stem.weights: {weights!r} cannot be loaded safely as a state dict "
+                f"({torch_load_reason(exc)}); "
                 "only plain tensor state dicts are accepted (torch.load weights_only=True)"
             ) from exc
         if not isinstance(state, dict):

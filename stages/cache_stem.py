@@ -13,7 +13,7 @@ import torch
 
 from segnas.config import load_params, section, setting
 from segnas.data.prepared import load_prepared
-from segnas.data.split import load_split, read_split_info
+from segnas.data.split import check_split_params, load_split
 from segnas.data.stem_cache import build_stem_cache
 from segnas.device import keep_freed_memory
 from segnas.errors import SegnasError
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = section(params, "cache_stem", args.params)
         weights = str(section(params, "stem", args.params)["weights"])
         seed = int(setting(params, "seed", args.params))
-        dataset = read_split_info(SPLIT)["dataset"]
+        split = section(params, "split", args.params)
+        dataset = check_split_params(SPLIT, split, seed)["dataset"]
         prepared = load_prepared(PREPARED / dataset)
         meta_train, _ = load_split(SPLIT)
         with torch.random.fork_rng(devices=[]):

@@ -21,6 +21,7 @@ from segnas.errors import ConfigError, SegnasError
 from segnas.io import sha256_file
 from segnas.pipeline.paths import PREPARED, SEARCH, SPLIT, STEM_CACHE
 from segnas.search.config import SearchConfig, params_hash_of
+from segnas.search.lock import directory_lock
 from segnas.search.runner import run_search
 from segnas.search.steps import (
     EvaluatorSpec,
@@ -60,7 +61,7 @@ def _data_fingerprint() -> dict:
     return {str(path): sha256_file(path)[:16] for path in files}
 
 
-def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
+def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str, dict]:
     params = load_params(params_path)
     config = SearchConfig.from_params(
         section(params, "search", params_path), int(setting(params, "seed", params_path))
@@ -83,7 +84,35 @@ def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str]:
             stem_weights=stem_weights,
             device=str(setting(params, "device", params_path)),
         )
-    return config, spec, params_hash_of(config, extra)
+    return config, spec, params_hash_of(config, extra), extra
+
+
+def _step(
+    args: argparse.Namespace,
+    step: str,
+    layout: SearchLayout,
+    config: SearchConfig,
+    spec: EvaluatorSpec,
+    params_hash: str,
+    start: float,
+) -> None:
+    """One fan-out step (Snakemake jobs run them side by side under a shared lock)."""
+    if step == "sample":
+        samples = sample_round(layout, config, params_hash, args.round)
+        print(f"search: sampled round {args.round} ({len(samples)} architectures)")
+    elif step == "evaluate":
+        result = evaluate_index(layout, config, params_hash, args.round, args.index, spec.build())
+        print(
+            f"search: round {args.round} index {args.index} {result.hash} "
+            f"{result.status} reward {result.reward:.4f} "
+            f"({time.monotonic() - start:.1f} s)"
+        )
+    elif step == "update":
+        stats = update_round(layout, config, params_hash, args.round)
+        print(f"search: updated the controller with round {args.round} {stats}")
+    else:
+        records = assemble(layout, config, params_hash)
+        print(f"search: assembled {len(records)} architectures -> {SEARCH}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     layout = SearchLayout(SEARCH)
     try:
-        config, spec, params_hash = _setup(args.params)
+        config, spec, params_hash, extra = _setup(args.params)
         if spec.device != "cpu":
             spec = EvaluatorSpec(**{**spec.__dict__, "device": str(resolve_device(spec.device))})
         if step == "run":
@@ -101,31 +130,16 @@ def main(argv: list[str] | None = None) -> int:
                 if args.workers < 1:
                     raise ConfigError(f"--workers must be at least 1, got {args.workers}")
                 config = replace(config, workers=args.workers)
-            records = run_search(layout, config, params_hash, spec)
+            records = run_search(layout, config, params_hash, spec, extra=extra)
             best = max(records, key=lambda r: r.result.reward)
             print(
                 f"search: {len(records)} architectures in {config.rounds} rounds "
                 f"({config.workers} workers, {time.monotonic() - start:.0f} s); best reward "
                 f"{best.result.reward:.4f} ({best.result.hash}) -> {SEARCH}"
             )
-        elif step == "sample":
-            samples = sample_round(layout, config, params_hash, args.round)
-            print(f"search: sampled round {args.round} ({len(samples)} architectures)")
-        elif step == "evaluate":
-            result = evaluate_index(
-                layout, config, params_hash, args.round, args.index, spec.build()
-            )
-            print(
-                f"search: round {args.round} index {args.index} {result.hash} "
-                f"{result.status} reward {result.reward:.4f} "
-                f"({time.monotonic() - start:.1f} s)"
-            )
-        elif step == "update":
-            stats = update_round(layout, config, params_hash, args.round)
-            print(f"search: updated the controller with round {args.round} {stats}")
         else:
-            records = assemble(layout, config, params_hash)
-            print(f"search: assembled {len(records)} architectures -> {SEARCH}")
+            with directory_lock(layout.root, params_hash, shared=True):
+                _step(args, step, layout, config, spec, params_hash, start)
     except SegnasError as exc:
         print(f"search: error: {exc}", file=sys.stderr)
         return 2

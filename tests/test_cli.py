@@ -74,3 +74,24 @@ def test_console_script_help(args):
     )
     assert result.returncode == 0
     assert "usage:" in result.stdout
+
+
+def test_config_use_keeps_a_hand_edited_params_file_and_prints_the_full_diff(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    configs = str(REPO / "configs")
+    common = ["config", "--params", str(params), "--configs-dir", configs, "use"]
+    assert main([*common, "quickstart"]) == 0
+    assert main([*common, "paper"]) == 0  # a known configuration is replaced without asking
+    out = capsys.readouterr().out
+    assert "in all)" not in out and out.count("\n  ") > 15
+    edited = params.read_text(encoding="utf-8").replace("seed: 0", "seed: 7", 1)
+    params.write_text(edited, encoding="utf-8")
+    assert main([*common, "quickstart"]) == 2
+    err = capsys.readouterr().err
+    assert str(params) in err and "--force" in err
+    assert params.read_text(encoding="utf-8") == edited
+    assert main([*common, "quickstart", "--force"]) == 0
+    out = capsys.readouterr().out
+    backups = list(tmp_path.glob("params.yaml.backup-*"))
+    assert len(backups) == 1 and backups[0].read_text(encoding="utf-8") == edited
+    assert str(backups[0]) in out and "seed: 7 -> 0" in out

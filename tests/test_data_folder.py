@@ -63,3 +63,42 @@ def test_folder_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError, match="classes.yaml: 'names' must be a non-empty list"):
         prepare_dataset("g", {"source": "folder", "root": str(bad)}, tmp_path / "o" / "g")
     assert not any((tmp_path / "o").iterdir())
+
+
+def _prepare(root, out):
+    return prepare_dataset("f", {"source": "folder", "root": str(root)}, out, progress=False)
+
+
+def test_binary_masks_saved_as_0_255_are_refused_naming_the_class(tmp_path):
+    root = make_folder(tmp_path / "f", n=4, classes={"names": ["background", "lesion"]})
+    for mask in (root / "masks").glob("*.png"):
+        write_png(mask, np.where(np.asarray(Image.open(mask)) > 0, 255, 0).astype(np.uint8))
+    with pytest.raises(DataError, match=r"'lesion' \(mask value 1\) has no pixel"):
+        _prepare(root, tmp_path / "o" / "f")
+    assert not (tmp_path / "o" / "f").exists()
+
+
+def test_16_bit_images_are_refused_naming_the_file(tmp_path):
+    root = make_folder(tmp_path / "f", n=3)
+    deep = root / "images" / "case01.png"
+    (root / "images" / "case01.jpg").unlink()
+    Image.fromarray(np.full((16, 20), 40000, dtype=np.uint16)).save(deep)
+    assert Image.open(deep).mode.startswith("I")
+    with pytest.raises(DataError, match=r"case01\.png .*16-bit"):
+        _prepare(root, tmp_path / "o" / "f")
+
+
+def test_a_class_with_no_pixels_in_a_split_is_warned_about(tmp_path, capsys):
+    root = make_folder(tmp_path / "f", n=4, splits=["train", "val"])
+    for mask in (root / "masks" / "val").glob("*.png"):
+        write_png(mask, np.where(np.asarray(Image.open(mask)) == 2, 0, 1).astype(np.uint8))
+    _prepare(root, tmp_path / "o" / "f")
+    assert "class 'vessel' has 0 pixels in split 'val'" in capsys.readouterr().err
+
+
+def test_file_names_with_surrounding_spaces_are_refused_at_prepare(tmp_path):
+    root = make_folder(tmp_path / "f", n=3)
+    (root / "images" / "case01.jpg").rename(root / "images" / " case01.jpg")
+    (root / "masks" / "case01.png").rename(root / "masks" / " case01.png")
+    with pytest.raises(DataError, match=r"' case01\.jpg'"):
+        _prepare(root, tmp_path / "o" / "f")

@@ -71,3 +71,17 @@ def test_stage_errors_are_one_line_and_name_the_problem(tmp_path, monkeypatch, c
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("split: error: prepared dataset data/prepared/tiny does not exist")
     assert not Path("data/split").exists()
+
+
+def test_cache_stem_refuses_a_split_of_another_dataset(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(PARAMS))
+    assert stage("prepare")(["--params", "params.yaml"]) == 0
+    assert stage("split")(["--params", "params.yaml"]) == 0
+    other = {**PARAMS, "split": {"dataset": "other", "val_fraction": 0.25}}
+    other["datasets"] = {**PARAMS["datasets"], "other": PARAMS["datasets"]["tiny"]}
+    Path("params.yaml").write_text(yaml.safe_dump(other))
+    assert stage("cache_stem")(["--params", "params.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "data/split" in err and "'tiny'" in err and "'other'" in err and "split stage" in err
+    assert not Path("cache/stem").exists()

@@ -261,3 +261,18 @@ def test_top_k_skips_search_results_over_the_size_cap(tmp_path):
     assert select_architectures([], top_k=1, top_json=top) == {"top0": arch0}
     with pytest.raises(ConfigError, match="max_params = 1"):
         select_architectures([], top_k=1, top_json=top, cap=SizeCap(1, num_classes=19))
+
+
+def test_a_diverging_training_stops_with_a_named_error_and_no_nan_checkpoint(
+    prepared_root, tmp_path
+):
+    from segnas.fulltrain import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match=r"train\.lr") as caught:
+        run(prepared_root, tmp_path / "m", lr=1e6, epochs=4)
+    assert "diverged" in str(caught.value)
+    for name in ("best.pt", "last.pt"):
+        path = tmp_path / "m" / name
+        if path.exists():
+            state = load_checkpoint(path)["model"]
+            assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())

@@ -69,3 +69,15 @@ def test_predict_names_a_missing_checkpoint(tmp_path, capsys):
     Image.new("RGB", (16, 16)).save(image)
     assert main(["predict", str(image), "--model", str(tmp_path / "none.pt")]) == 2
     assert "none.pt does not exist" in capsys.readouterr().err
+
+
+def test_predict_refuses_inputs_whose_outputs_would_overwrite_each_other(tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (16, 16)).save(tmp_path / folder / "x.png")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")]
+    assert main(["predict", *argv, "--model", str(tmp_path / "m.pt"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "x_mask.png" in err and argv[0] in err and argv[1] in err
+    assert not out.exists()

@@ -774,3 +774,85 @@ def test_chaos_sigkill_during_the_quickstart_ends_equal_to_a_clean_run(tmp_path)
     assert not differing, differing
     for out in STAGE_OUTPUTS.values():  # every rerun swept what its killed writers left
         assert hidden_temps(chaos / out) == [], out
+
+
+def test_a_refused_pickle_never_quotes_torchs_advice_to_disable_weights_only(tmp_path):
+    from segnas.checkpoint import load_checkpoint
+    from segnas.search.controller import read_checkpoint
+
+    marker = tmp_path / "pwned"
+    evil = _evil_checkpoint(tmp_path / "evil.pt", marker)
+    messages = []
+    for load, error in (
+        (lambda: build_stem(str(evil)), ConfigError),
+        (lambda: load_checkpoint(evil), ArtifactError),
+        (lambda: read_checkpoint(evil), ArtifactError),
+    ):
+        with pytest.raises(error) as caught:
+            load()
+        messages.append(str(caught.value))
+    for message in messages:
+        assert "False" not in message and "can still be loaded" not in message, message
+        assert "GLOBAL io.open" in message, message  # names what was refused
+    assert not marker.exists()
+
+
+def test_a_model_path_that_is_no_training_checkpoint_says_what_it_is(tmp_path, capsys):
+    from segnas.checkpoint import load_trained
+    from segnas.search.controller import Controller, save_controller
+    from segnas.space import DEFAULT_SPACE
+
+    with pytest.raises(ArtifactError, match="is a directory") as caught:
+        load_trained(tmp_path)
+    assert "does not exist" not in str(caught.value)
+    stem = tmp_path / "stem.pt"
+    torch.save(build_stem("none").state_dict(), stem)
+    controller = tmp_path / "final.pt"
+    save_controller(controller, Controller(DEFAULT_SPACE, 8, 1, 0.1, seed=0), "h")
+    for path, what in ((stem, "state dict"), (controller, "search controller checkpoint")):
+        with pytest.raises(ArtifactError, match=what) as caught:
+            load_trained(path)
+        assert "delete" not in str(caught.value) and "best.pt" in str(caught.value)
+
+
+_ORPHAN_SCRIPT = """
+import os, time
+from segnas.search.pool import WorkerPool
+
+if __name__ == "__main__":
+    pool = WorkerPool(2)
+    pids = []
+    pool.run(os.getpid, {0: (), 1: ()}, lambda key, pid: pids.append(pid), print)
+    print(*pids, flush=True)
+    pool.run(time.sleep, {0: (120,), 1: (120,)}, print, print)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_workers_die_with_their_parent_after_kill_9(tmp_path):
+    script = tmp_path / "pool_main.py"
+    script.write_text(_ORPHAN_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    main = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    try:
+        pids = [int(p) for p in main.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        time.sleep(0.5)
+    finally:
+        main.kill()
+        main.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    orphans = [p for p in pids if _alive(p)]
+    for pid in orphans:  # ours: started by this test
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans

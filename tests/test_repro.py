@@ -149,3 +149,12 @@ def test_repro_check_runs_from_scratch_and_compares_with_the_reference(
     table = capsys.readouterr().out
     assert "DIFF" in table and "0.3" in table and "0.25" in table
     assert main([*args, "--workdir", str(tmp_path / "run3")]) == 2  # not empty: from scratch only
+
+
+def test_repro_hash_against_a_missing_tree_names_that_tree(tmp_path, capsys):
+    from segnas.cli import main
+
+    missing = tmp_path / "nonexistent"
+    assert main(["repro-hash", "--root", str(tmp_path), "--against", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "--against" in err

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from config_values import eval_setup, search_config
-from search_project import REPO, make_project, run_stage, stage_env, tiny_params
+from search_project import REPO, make_project, run_stage, stage_env, tiny_params, write_params
 
 from segnas.errors import ArtifactError
 from segnas.io import read_json
 from segnas.search.config import params_hash_of
 from segnas.search.controller import load_controller
+from segnas.search.directory import prepare_directory
 from segnas.search.log import ARCHS_COLUMNS
 from segnas.search.runner import run_search
 from segnas.search.steps import (
@@ -119,6 +120,41 @@ def test_snakemake_fan_out_equals_the_local_pool(project):
 
 
 @pytest.mark.slow
+def test_snakemake_killed_mid_search_resumes_to_the_clean_result(project):
+    """kill -9 of Snakemake's whole process group mid-search, then ``--unlock`` and a rerun
+    with ``--rerun-incomplete`` (the profiles' setting). Jobs Snakemake had not yet recorded as
+    finished are redone, so only the final outputs are compared."""
+    _fresh(project)
+    (project / "Snakefile").write_text(SNAKEFILE)
+    command = ["snakemake", "search", "--cores", "2", "--quiet", "all", "--rerun-incomplete"]
+    proc = subprocess.Popen(
+        command,
+        cwd=project,
+        env=stage_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rounds = project / "search" / "rounds"
+    deadline = time.monotonic() + 300
+    try:
+        while not list(rounds.glob("*/e*.json")) and time.monotonic() < deadline:
+            assert proc.poll() is None, "Snakemake ended before it could be killed"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (project / "search" / "archs.csv").exists()
+    for step in (["snakemake", "--unlock", "--cores", "1", "--quiet", "all"], command):
+        result = subprocess.run(
+            step, cwd=project, env=stage_env(), capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    _same_outputs(project)
+    assert _search_digests(project / "search") == _search_digests(project / "reference")
+
+
+@pytest.mark.slow
 def test_slurm_fan_out_equals_the_local_pool(slurm_cluster, tmp_path):
     root = make_project(tmp_path / "project", tiny_params(rounds=2))
     assert run_stage(root, "search") == 0
@@ -163,7 +199,7 @@ def test_target_objective_progress_and_restart_on_changed_params(tmp_path):
     first = (layout.root / "archs.csv").read_bytes()
     other = _target_config(seed=1)
     run_search(layout, other, params_hash_of(other), spec, stream)
-    assert "starting over" in stream.getvalue()
+    assert "moved it to" in stream.getvalue()
     assert (layout.root / "archs.csv").read_bytes() != first
     with pytest.raises(ArtifactError, match="params hash"):
         evaluate_index(layout, config, params_hash_of(config), 0, 0, lambda g, s: None)
@@ -187,3 +223,116 @@ def test_local_run_continues_a_search_made_by_the_fan_out_steps(tmp_path):
     reference = SearchLayout(tmp_path / "reference")
     run_search(reference, config, params_hash, spec, io.StringIO())
     assert (layout.root / "archs.csv").read_bytes() == (reference.root / "archs.csv").read_bytes()
+
+
+def _search_digests(root: Path) -> dict[str, str]:
+    from segnas.pipeline.digests import canonical_digest
+
+    return {
+        p.relative_to(root).as_posix(): canonical_digest(p)
+        for sub in ("rounds", "controller")
+        for p in sorted((root / sub).rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_more_rounds_continue_the_search_and_keep_every_finished_evaluation(tmp_path):
+    spec = EvaluatorSpec("target", eval_setup(), "arch0")
+    layout = SearchLayout(tmp_path / "search")
+    short = _target_config(rounds=2)
+    run_search(layout, short, params_hash_of(short), spec, io.StringIO())
+    kept = read_json(layout.evaluation(1, 2))["result"]
+    longer = _target_config(rounds=4)
+    stream = io.StringIO()
+    calls = []
+
+    def counting(genotype, seed):
+        calls.append(seed)
+        return spec.build()(genotype, seed)
+
+    class Counting(EvaluatorSpec):
+        def build(self):
+            return counting
+
+    counted = Counting("target", eval_setup(), "arch0")
+    run_search(layout, longer, params_hash_of(longer), counted, stream)
+    assert "continuing" in stream.getvalue() and "search.rounds 2 -> 4" in stream.getvalue()
+    assert len(calls) == 2 * longer.archs_per_round  # only the two new rounds were evaluated
+    assert read_json(layout.evaluation(1, 2))["result"] == kept
+    clean = SearchLayout(tmp_path / "clean")
+    run_search(clean, longer, params_hash_of(longer), spec, io.StringIO())
+    assert _search_digests(layout.root) == _search_digests(clean.root)
+    for name in ("archs.csv", "top.json"):
+        assert (layout.root / name).read_bytes() == (clean.root / name).read_bytes()
+    assert not list(layout.root.glob(".previous-*"))
+
+
+def test_params_that_change_results_move_the_old_search_aside(tmp_path):
+    spec = EvaluatorSpec("target", eval_setup(), "arch0")
+    layout = SearchLayout(tmp_path / "search")
+    config = _target_config()
+    old_hash = params_hash_of(config)
+    run_search(layout, config, old_hash, spec, io.StringIO())
+    old_archs = (layout.root / "archs.csv").read_bytes()
+    other = _target_config(seed=1)
+    stream = io.StringIO()
+    prepare_directory(layout, params_hash_of(other), {"search": other.result_fields()}, stream)
+    aside = layout.root / f".previous-{old_hash}"
+    assert "search.seed 0 -> 1" in stream.getvalue() and str(aside) in stream.getvalue()
+    assert (aside / "archs.csv").read_bytes() == old_archs
+    assert (aside / "rounds").is_dir() and (aside / "controller" / "final.pt").is_file()
+    for name in ("archs.csv", "top.json", "timings.csv", "metrics.json", "rounds", "controller"):
+        assert not (layout.root / name).exists(), name
+    run_search(layout, other, params_hash_of(other), spec, io.StringIO())
+    run_search(layout, config, old_hash, spec, io.StringIO())  # back: the new one moves aside
+    assert (layout.root / "archs.csv").read_bytes() == old_archs
+    assert len(list(layout.root.glob(".previous-*"))) == 2
+
+
+def test_fan_out_steps_refuse_a_round_or_index_beyond_the_configured_search(tmp_path):
+    from segnas.errors import ConfigError
+
+    config = _target_config(rounds=2)
+    layout = SearchLayout(tmp_path / "search")
+    params_hash = params_hash_of(config)
+    with pytest.raises(ConfigError, match=r"round 99 .*search\.rounds is 2"):
+        evaluate_index(layout, config, params_hash, 99, 0, lambda g, s: None)
+    with pytest.raises(ConfigError, match=r"round 2 .*search\.rounds is 2"):
+        sample_round(layout, config, params_hash, 2)
+    with pytest.raises(ConfigError, match=r"round -1"):
+        update_round(layout, config, params_hash, -1)
+    with pytest.raises(ConfigError, match=r"index 7 .*search\.archs_per_round is 3"):
+        evaluate_index(layout, config, params_hash, 0, 7, lambda g, s: None)
+    assert not layout.root.exists()
+
+
+def test_a_second_search_in_the_same_directory_is_refused_naming_the_first(tmp_path):
+    from segnas.search.lock import DirectoryBusy, directory_lock
+
+    config = _target_config(rounds=1)
+    layout = SearchLayout(tmp_path / "search")
+    spec = EvaluatorSpec("target", eval_setup(), "arch0")
+    busy = pytest.raises(DirectoryBusy, match=rf"pid {os.getpid()} .*first-hash")
+    with directory_lock(layout.root, "first-hash"), busy:
+        run_search(layout, config, params_hash_of(config), spec, io.StringIO())
+    assert not layout.rounds_dir.exists()
+    run_search(layout, config, params_hash_of(config), spec, io.StringIO())  # released
+
+
+def test_fan_out_steps_and_a_local_run_exclude_each_other(tmp_path, capsys):
+    from segnas.search.lock import DirectoryBusy, directory_lock
+
+    write_params(tmp_path, tiny_params(objective="target", target="arch0"))
+    with directory_lock(tmp_path / "search", "local-hash"):
+        assert run_stage(tmp_path, "search", "sample", "--round", "0") == 2
+    err = capsys.readouterr().err
+    assert f"pid {os.getpid()}" in err and "local-hash" in err
+    assert not (tmp_path / "search" / "rounds").exists()
+    layout = SearchLayout(tmp_path / "search")
+    config = _target_config(rounds=1)
+    with (
+        directory_lock(layout.root, "", shared=True),
+        pytest.raises(DirectoryBusy, match="fan-out"),
+    ):
+        run_search(layout, config, params_hash_of(config), EvaluatorSpec("target", eval_setup()))
+    assert run_stage(tmp_path, "search", "sample", "--round", "0") == 0

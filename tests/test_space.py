@@ -1,3 +1,4 @@
+import json
 import random
 
 import pytest
@@ -7,6 +8,7 @@ from segnas.published import RELEASED, published
 from segnas.space import OPS, Block, Genotype, SearchSpace, Template
 
 SPACE = SearchSpace()
+RELEASED_JSON = published("arch0").to_json()
 
 
 def test_default_space_matches_paper():
@@ -156,3 +158,28 @@ def test_custom_space_parameters():
         SearchSpace(ops=("conv_9x9",))
     with pytest.raises(GenotypeError, match="num_blocks must be >= 1"):
         SearchSpace(num_blocks=0)
+
+
+@pytest.mark.parametrize("bad", [1.7, 1e400, True, "x"])
+def test_json_block_values_must_be_integers(bad):
+    data = json.loads(RELEASED_JSON)
+    data[1][0][3] = bad
+    text = json.dumps(data)
+    with pytest.raises(GenotypeError, match=r"blocks\[0\]\.repeats"):
+        SPACE.from_json(text.replace("Infinity", "1e400"))
+    with pytest.raises(GenotypeError, match=r"blocks\[0\]"):
+        release = SPACE.from_json(RELEASED_JSON).to_release()
+        release[1][0][3] = bad
+        SPACE.from_release(release)
+
+
+def test_cli_refuses_a_fractional_repeat_and_an_out_of_range_class_count(capsys):
+    from segnas.cli import main
+
+    data = json.loads(RELEASED_JSON)
+    data[1][0][3] = 1.7
+    assert main(["arch", "validate", json.dumps(data)]) == 2
+    assert "1.7" in capsys.readouterr().err
+    for classes in ("0", "100000"):
+        assert main(["arch", "show", "arch0", "--classes", classes]) == 2
+        assert "--classes" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import ConfigError
 from ..facts import count_flops, count_params, output_stride, state_dict_bytes
 from ..model import FINAL_CONFIG, SEARCH_CONFIG, build_model
 from ..published import resolve_genotype
@@ -37,7 +38,15 @@ def describe(genotype: Genotype) -> str:
     return "\n".join(lines)
 
 
+MAX_CLASSES = 255  # label value 255 marks ignored pixels
+
+
 def _show(args: argparse.Namespace) -> int:
+    if not 1 <= args.classes <= MAX_CLASSES:
+        raise ConfigError(
+            f"--classes {args.classes} is outside 1..{MAX_CLASSES} (label value 255 marks "
+            "ignored pixels); give the number of classes of your dataset"
+        )
     genotype = resolve_genotype(args.arch)
     widths = SEARCH_CONFIG if args.search else FINAL_CONFIG
     model = build_model(genotype, num_classes=args.classes, **widths).eval()

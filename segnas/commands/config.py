@@ -3,25 +3,83 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ..config import (
     CONFIGS_DIR,
     available_configs,
     config_path,
+    flatten,
     load_params,
     use_config,
 )
+from ..errors import ConfigError
+from ..io import write_text
+
+_ABSENT = "(absent)"
+
+
+def _parsed(text: str) -> Any:
+    with contextlib.suppress(yaml.YAMLError):
+        return yaml.safe_load(text)
+    return None
+
+
+def _known_configuration(text: str, configs_dir: str) -> bool:
+    """Whether ``text`` is (the text or the values of) one of the named configurations."""
+    values = _parsed(text)
+    for name in available_configs(configs_dir):
+        known = config_path(name, configs_dir).read_text(encoding="utf-8")
+        if known == text or (values is not None and _parsed(known) == values):
+            return True
+    return False
+
+
+def _backup_path(params: Path) -> Path:
+    number = 1
+    while (path := params.with_name(f"{params.name}.backup-{number}")).exists():
+        number += 1
+    return path
+
+
+def _diff_lines(old: Any, new: Any, keys: list[str]) -> list[str]:
+    flat_old = flatten(old) if isinstance(old, dict) else {}
+    flat_new = flatten(new) if isinstance(new, dict) else {}
+    return [
+        f"  {key}: {flat_old.get(key, _ABSENT)} -> {flat_new.get(key, _ABSENT)}" for key in keys
+    ]
 
 
 def _use(args: argparse.Namespace) -> int:
+    params = Path(args.params)
+    source = config_path(args.name, args.configs_dir)
+    if params.is_dir():
+        raise ConfigError(f"{params} is a directory, not a params file")
+    old_text = params.read_text(encoding="utf-8", errors="replace") if params.is_file() else None
+    backup = None
+    if old_text is not None and not _known_configuration(old_text, args.configs_dir):
+        backup = _backup_path(params)
+        if not args.force:
+            raise ConfigError(
+                f"{params} differs from every configuration in {args.configs_dir}/ (edited by "
+                f"hand?); it was left unchanged. Rerun with --force to replace it (a copy is "
+                f"kept as {backup}), or save it as {args.configs_dir}/<name>.yaml first"
+            )
+        write_text(backup, old_text)
     changed = use_config(args.name, args.params, args.configs_dir)
+    if backup is not None:
+        print(f"kept the previous {params} as {backup}")
     if changed:
-        shown = ", ".join(changed[:12]) + (
-            f", ... ({len(changed)} in all)" if len(changed) > 12 else ""
-        )
-        print(f"{args.params} now holds configuration {args.name!r}; changed: {shown}")
+        new = _parsed(source.read_text(encoding="utf-8"))
+        lines = _diff_lines(_parsed(old_text or ""), new, changed)
+        print(f"{params} now holds configuration {args.name!r}; {len(changed)} keys changed:")
+        print("\n".join(lines))
     else:
-        print(f"{args.params} already held configuration {args.name!r}; nothing changed")
+        print(f"{params} already held configuration {args.name!r}; nothing changed")
     return 0
 
 
@@ -51,6 +109,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     use = sub.add_parser("use", help="copy configs/NAME.yaml to params.yaml (after validating it)")
     use.add_argument("name", help="configuration name, e.g. quickstart, camvid-cpu, paper")
+    use.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a params file that matches no configuration (a backup copy is kept)",
+    )
     use.set_defaults(func=_use)
 
     validate = sub.add_parser(

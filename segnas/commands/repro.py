@@ -73,6 +73,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _hash(args: argparse.Namespace) -> int:
+    for option, tree in (("--root", args.root), ("--against", args.against)):
+        if tree is not None and not Path(tree).is_dir():
+            raise SegnasError(f"{option} {tree}: no such directory (a tree with stage outputs)")
     mine = stage_hashes(args.root)
     if not args.against:
         print(json.dumps({k: v["sha256"] for k, v in mine.items()}, indent=2))

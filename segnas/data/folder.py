@@ -102,5 +102,10 @@ def folder_source(
 
 
 def _pair(split: str, image: Path, mask_dir: Path) -> Pair:
+    if image.name != image.name.strip():
+        raise DataError(
+            f"image file name {image.name!r} in {image.parent} starts or ends with white space, "
+            "which the index cannot keep; rename it and its mask"
+        )
     mask = mask_dir / f"{image.stem}.png"
     return Pair(split, image.stem, image, mask)

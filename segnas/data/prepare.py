@@ -12,6 +12,7 @@ leaves nothing behind (and keeps any previous output intact).
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from .source import INVALID, Pair, Source
 from .synthetic import generate_synthetic
 
 ON_BAD_FILE = ("error", "skip")
+# Pillow modes of 16-bit and float samples: ``convert("RGB")`` would clip them to 255.
+HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 PNG_COMPRESS_LEVEL = 3
 
 
@@ -66,6 +69,11 @@ def _resized_size(height: int, width: int, longer_side: int | None) -> tuple[int
 def prepare_pair(pair: Pair, source: Source, out_root: Path, longer_side: int | None) -> dict:
     """Check, remap (and resize) one pair into ``out_root``; return its index row."""
     image = _read_image(pair.image, "image", decode=False)
+    if image.mode in HIGH_DEPTH_MODES:
+        raise DataError(
+            f"image {pair.image} has mode {image.mode} (16-bit or float samples), which "
+            "converting to 8-bit would clip; save it as 8-bit RGB or grey (scaled to 0-255)"
+        )
     if not pair.label.is_file():
         raise DataError(f"image {pair.image} has no label: {pair.label} does not exist")
     label = _read_image(pair.label, "label")
@@ -147,6 +155,31 @@ def _summary(source: Source, index: pd.DataFrame, skipped: list[dict], spec: dic
     }
 
 
+def _check_class_pixels(source: Source, summary: dict, spec: Mapping[str, Any]) -> None:
+    """Warn on a class with 0 pixels in a split; refuse a folder dataset where a class has no
+    pixel anywhere but the ignore value has some (the mark of 0/255 binary masks)."""
+    for split, pixels in summary["class_pixels"].items():
+        empty = [c for c, n in pixels.items() if n == 0]
+        if empty:
+            names = ", ".join(map(repr, empty))
+            verb = "class {} has" if len(empty) == 1 else "classes {} have"
+            sys.stderr.write(
+                f"prepare {source.name}: warning: {verb.format(names)} 0 pixels in split "
+                f"{split!r}\n"
+            )
+    ignored = sum(summary["ignore_pixels"].values())
+    if spec.get("source") != "folder" or not ignored:
+        return
+    for value, name in enumerate(source.classes):
+        if not any(pixels[name] for pixels in summary["class_pixels"].values()):
+            raise DataError(
+                f"{source.root}: class {name!r} (mask value {value}) has no pixel in any split "
+                f"while {ignored} pixels have the ignore value (classes.yaml ignore_index, "
+                "default 255); masks saved as 0/255? Save class i as mask value i, or set "
+                "ignore_index to a value the masks do not use"
+            )
+
+
 def write_prepared(
     source: Source,
     out_dir: str | Path,
@@ -185,6 +218,7 @@ def write_prepared(
                 )
         index = pd.DataFrame(rows)
         summary = _summary(source, index, skipped, dict(spec or {}))
+        _check_class_pixels(source, summary, spec or {})
         index.to_csv(tmp / INDEX_FILE, index=False)
         write_json(tmp / SUMMARY_FILE, summary)
     return summary

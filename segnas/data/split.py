@@ -76,6 +76,27 @@ def read_split_info(split_dir: str | Path) -> dict:
     return read_json(Path(split_dir) / INFO_FILE)
 
 
+def check_split_params(split_dir: str | Path, split_params: dict, seed: int) -> dict:
+    """The ``split.json`` of ``split_dir``, refused unless it was made from ``split_params``
+    (dataset, val_fraction) and ``seed``: a stage run by hand after a failed split must not use
+    the split of another dataset."""
+    info = read_split_info(split_dir)
+    expected = {
+        "dataset": split_params["dataset"],
+        "val_fraction": float(split_params["val_fraction"]),
+        "seed": seed,
+    }
+    differ = {k: v for k, v in expected.items() if info.get(k) != v}
+    if differ:
+        found = ", ".join(f"{k} {info.get(k)!r}" for k in differ)
+        wanted = ", ".join(f"{k} {v!r}" for k, v in differ.items())
+        raise DataError(
+            f"{split_dir} was made for {found} but the params ask for {wanted}; run the split "
+            "stage first"
+        )
+    return info
+
+
 def load_split(split_dir: str | Path) -> tuple[list[str], list[str]]:
     """(meta_train ids, meta_val ids), checked against the counts in ``split.json``."""
     split_dir = Path(split_dir)

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..errors import ArtifactError, ConfigError, DataError, SegnasError
-from ..io import atomic_dir, read_json, sha256_file, write_json
+from ..io import atomic_dir, read_json, sha256_file, torch_load_reason, write_json
 from ..progress import Progress
 from ..stem import STEM_CHANNELS, STEM_STRIDES, MobileNetV2Stem, stem_state_hash
 from .dataset import read_pair
@@ -206,7 +206,7 @@ class StemCache:
             raise ArtifactError(f"{path} is missing; rerun the cache_stem stage") from None
         except Exception as exc:  # foreign pickles, damaged zips: torch raises many types
             raise ArtifactError(
-                f"{path} is not a stem state dict ({exc}); rerun cache_stem"
+                f"{path} is not a stem state dict ({torch_load_reason(exc)}); rerun cache_stem"
             ) from exc
         found = stem_state_hash(stem)
         if found != self.stem_hash:

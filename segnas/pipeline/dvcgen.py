@@ -18,7 +18,7 @@ HEADER = """\
 #        + the upstream outputs it reads; params = the params.yaml sections it reads.
 # Run: dvc repro (docs/pipeline.md). dvc.lock records every hash and the params used.
 # search/rounds and search/controller persist: a killed search resumes from its last finished
-# evaluation (the runner starts over by itself when the search params changed).
+# evaluation; more search.rounds continue it, other params move it to search/.previous-<hash>/.
 """
 FOOTER = """\
 # Metrics inside a stage's output folder (declared at the top level: stage outputs may not

@@ -78,7 +78,7 @@ REGISTRY: tuple[Stage, ...] = (
     Stage(
         "cache_stem",
         "stem features of fixed meta-train crops (float16 memmaps)",
-        ("seed", "stem", "cache_stem"),
+        ("seed", "stem", "split", "cache_stem"),
         (PREPARED.as_posix(), SPLIT.as_posix()),
         (Output(STEM_CACHE.as_posix()),),
     ),

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ArtifactError
+from ..io import torch_load_reason
 from ..space import Block, Genotype, SearchSpace, Template
 
 DECISION_KINDS = ("op", "agg", "loc", "template", "repeats", "stride")
@@ -237,7 +238,9 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ArtifactError(f"{path} is not a readable controller checkpoint ({exc})") from exc
+        raise ArtifactError(
+            f"{path} is not a readable controller checkpoint ({torch_load_reason(exc)})"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ArtifactError(f"{path} is not a segnas controller checkpoint ({CHECKPOINT_FORMAT})")
     return payload

@@ -8,6 +8,9 @@ executor is rebuilt and that job is retried once in a fresh process. A second de
 job goes to ``on_died`` (the caller records it); the other jobs go on. Jobs must derive every
 random choice from the job itself, so a retry gives the result a first run would have given.
 
+Workers die with the process that started them: each watches its parent's pid and exits as
+soon as the parent is gone (e.g. ``kill -9`` of the search), so no orphan keeps computing.
+
 A worker that dies before it runs anything (it cannot start, or its initializer fails) is no
 job's fault: that stops the run with ``BrokenProcessPool`` instead of failing every job.
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +33,28 @@ WORKER_DIED_REASON = (
     "the worker process died twice while evaluating it (killed by the OS, crashed or out of "
     "memory); it was retried once in a new process"
 )
+
+
+PARENT_CHECK_S = 0.5
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
+
+
+def _worker_setup(
+    parent_pid: int, initializer: Callable[..., None] | None, initargs: tuple
+) -> None:
+    """Start the parent watch of this worker process, then the caller's initializer."""
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True
+    ).start()
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def _started() -> int:
@@ -63,11 +90,12 @@ class WorkerPool:
     def _executor(self, slot: int) -> concurrent.futures.ProcessPoolExecutor:
         executor = self._executors[slot]
         if executor is None:
-            initializer, initargs = None, ()
-            if self._initializer is not None:
-                initializer, initargs = self._initializer, (slot, *self._initargs)
+            initargs = (slot, *self._initargs) if self._initializer is not None else ()
             executor = concurrent.futures.ProcessPoolExecutor(
-                1, mp_context=self._context, initializer=initializer, initargs=initargs
+                1,
+                mp_context=self._context,
+                initializer=_worker_setup,
+                initargs=(os.getpid(), self._initializer, initargs),
             )
             self._executors[slot] = executor
             self._started[slot] = executor.submit(_started)

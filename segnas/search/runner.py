@@ -12,6 +12,8 @@ from ..io import read_json, remove_stale_temps_under
 from ..progress import Progress
 from ..space import DEFAULT_SPACE, SearchSpace
 from .config import SearchConfig
+from .directory import prepare_directory
+from .lock import directory_lock
 from .log import Record
 from .pool import WorkerPool
 from .recipe import EvalResult, worker_died_result
@@ -20,7 +22,6 @@ from .steps import (
     SearchLayout,
     assemble,
     evaluate_index,
-    prepare_directory,
     sample_round,
     update_round,
 )
@@ -95,11 +96,27 @@ def run_search(
     spec: EvaluatorSpec,
     stream: TextIO | None = None,
     space: SearchSpace = DEFAULT_SPACE,
+    extra: dict | None = None,
 ) -> list[Record]:
     """The whole search on this machine with ``config.workers`` processes; resumable. A worker
-    process that dies is replaced and its evaluation retried once (then ``worker_died``)."""
-    stream = stream or sys.stderr
-    prepare_directory(layout, params_hash, stream)
+    process that dies is replaced and its evaluation retried once (then ``worker_died``).
+    ``extra``: what ``params_hash`` hashes besides the search fields (e.g. the data). Another
+    local search running in ``layout.root`` is refused, naming it."""
+    with directory_lock(layout.root, params_hash):
+        return _run_search(layout, config, params_hash, spec, stream or sys.stderr, space, extra)
+
+
+def _run_search(
+    layout: SearchLayout,
+    config: SearchConfig,
+    params_hash: str,
+    spec: EvaluatorSpec,
+    stream: TextIO,
+    space: SearchSpace,
+    extra: dict | None,
+) -> list[Record]:
+    identity = {"search": config.result_fields(), **(extra or {})}
+    prepare_directory(layout, params_hash, identity, stream)
     remove_stale_temps_under(layout.root)
     done = sum(
         layout.evaluation(r, i).is_file()

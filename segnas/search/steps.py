@@ -10,11 +10,9 @@ search resumes from its last completed evaluation. Every random choice derives f
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import torch
 
@@ -68,8 +66,22 @@ def _check_hash(path: Path, payload: dict, params_hash: str) -> None:
     if payload.get("params_hash") != params_hash:
         raise ArtifactError(
             f"{path} was written with params hash {payload.get('params_hash')} but the current "
-            f"params hash to {params_hash}; delete the search directory (or let the local "
-            "runner restart it) and rerun"
+            f"params hash is {params_hash}; rerun the local search (it continues an extended "
+            "search and moves a search made with other params aside)"
+        )
+
+
+def _check_position(config: SearchConfig, round_index: int, index: int | None = None) -> None:
+    """Refuse a round (or an index within it) outside the configured search."""
+    if not 0 <= round_index < config.rounds:
+        raise ConfigError(
+            f"round {round_index} is outside the search: search.rounds is {config.rounds} "
+            f"(rounds 0..{config.rounds - 1})"
+        )
+    if index is not None and not 0 <= index < config.archs_per_round:
+        raise ConfigError(
+            f"index {index} is outside round {round_index}: search.archs_per_round is "
+            f"{config.archs_per_round} (indices 0..{config.archs_per_round - 1})"
         )
 
 
@@ -124,6 +136,7 @@ def sample_round(
     space: SearchSpace = DEFAULT_SPACE,
 ) -> list[dict]:
     """Write (or reuse) ``samples.json`` of ``round_index``: genotypes and log-probabilities."""
+    _check_position(config, round_index)
     path = layout.samples(round_index)
     if path.is_file():
         payload = read_json(path)
@@ -190,6 +203,7 @@ def evaluate_index(
     space: SearchSpace = DEFAULT_SPACE,
 ) -> EvalResult:
     """Evaluate sample ``index`` of ``round_index`` and write its result file (or reuse it)."""
+    _check_position(config, round_index, index)
     path = layout.evaluation(round_index, index)
     if path.is_file():
         payload = read_json(path)
@@ -240,6 +254,7 @@ def update_round(
     space: SearchSpace = DEFAULT_SPACE,
 ) -> dict:
     """Feed round ``round_index``'s results to PPO (in index order) and save the controller."""
+    _check_position(config, round_index)
     path = layout.checkpoint(round_index)
     if path.is_file():
         payload = read_checkpoint(path)
@@ -291,23 +306,3 @@ def assemble(
     controller = load_trainer(layout, config, params_hash, config.rounds - 1, space).controller
     save_controller(layout.final_checkpoint, controller, params_hash, {"round": config.rounds - 1})
     return records
-
-
-def prepare_directory(layout: SearchLayout, params_hash: str, stream: TextIO) -> None:
-    """Record the params hash; a partial search made with other params is started over."""
-    if layout.state.is_file():
-        found = {read_json(layout.state).get("params_hash")}
-    else:  # e.g. written by the Snakemake fan-out, which keeps no state file
-        found = {read_json(p).get("params_hash") for p in layout.rounds_dir.glob("*/samples.json")}
-    if found == {params_hash}:
-        write_json(layout.state, {"params_hash": params_hash})
-        return
-    if found:
-        stream.write(
-            f"[search] {layout.root} holds a search with other params "
-            f"({', '.join(sorted(map(str, found)))} != {params_hash}); starting over\n"
-        )
-    for stale in (layout.rounds_dir, layout.controller_dir):
-        if stale.exists():
-            shutil.rmtree(stale)
-    write_json(layout.state, {"params_hash": params_hash})
