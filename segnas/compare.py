@@ -26,11 +26,11 @@ from .errors import ArtifactError, ConfigError
 from .io import read_json, remove_stale_temps_under, sha256_json, write_json, write_text
 from .progress import Progress
 from .search.controller import Controller
-from .search.pool import WorkerPool
 from .search.recipe import EvalResult, EvalSetup, worker_died_result
 from .search.steps import EvaluatorSpec
 from .seeds import derive_seed
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
+from .workers import WorkerPool
 
 GROUPS = ("controller", "random")
 SETUPS = ("search", "long")

@@ -373,3 +373,42 @@ def train_model(
     result = TrainResult(last_path, best_path if best_path.exists() else None, state, resumed_from)
     write_json(out_dir / "train.json", {"meta": meta, "summary": result.summary()})
     return result
+
+
+@dataclass
+class TrainJob:
+    """One model's training, picklable so that :func:`segnas.workers.run_jobs` can run several
+    at once in separate processes."""
+
+    name: str
+    genotype: Genotype
+    train_set: Dataset
+    val_set: Dataset | None
+    num_classes: int
+    config: TrainConfig
+    out_dir: Path
+    device: torch.device
+    classes: Sequence[str]
+    palette: Sequence[Sequence[int]]
+    dataset_name: str
+    class_weights: list[float] | None = None
+
+
+def run_train_job(job: TrainJob) -> dict[str, Any]:
+    """Train ``job`` (:func:`train_model`, DVCLive under ``out_dir/dvclive``); its summary."""
+    result = train_model(
+        job.genotype,
+        job.train_set,
+        job.val_set,
+        job.num_classes,
+        job.config,
+        job.out_dir,
+        job.device,
+        classes=job.classes,
+        palette=job.palette,
+        dataset_name=job.dataset_name,
+        live_dir=job.out_dir / "dvclive",
+        log_name=f"train {job.name}",
+        class_weights=job.class_weights,
+    )
+    return result.summary()

@@ -9,16 +9,15 @@ import argparse
 import sys
 import time
 
-import torch
-
 from segnas.config import load_config, load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
-from segnas.fulltrain import build_datasets, median_frequency_weights, train_model
+from segnas.fulltrain import TrainJob, build_datasets, median_frequency_weights, run_train_job
 from segnas.pipeline.paths import MODELS, PREPARED
 from segnas.selection import SizeCap, select_architectures
 from segnas.trainconfig import TrainConfig
+from segnas.workers import jobs_at_once, run_jobs, set_cpu_threads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         stem = section(params, "stem", args.params)
         device = resolve_device(str(setting(params, "device", args.params)))
         if device.type == "cpu":
-            torch.set_num_threads(int(spec["threads"]))
-            torch.use_deterministic_algorithms(True)
+            set_cpu_threads(int(spec["threads"]))
         prepared = load_prepared(PREPARED / str(spec["dataset"]))
         sizes = prepared.index[["height", "width"]].drop_duplicates()
         if spec["input_size"] is None and len(sizes) == 1:
@@ -65,29 +63,34 @@ def main(argv: list[str] | None = None) -> int:
                 int(max_params), prepared.num_classes, config.agg_width, config.sep_conv_units
             )
         archs = select_architectures(spec["architectures"], int(spec["top_k"]), cap=cap)
-        for name, genotype in archs.items():
-            out_dir = MODELS / name
-            result = train_model(
+        jobs = {
+            name: TrainJob(
+                name,
                 genotype,
                 train_set,
                 val_set,
                 prepared.num_classes,
                 config,
-                out_dir,
+                MODELS / name,
                 device,
-                classes=prepared.classes,
-                palette=prepared.palette,
-                dataset_name=str(spec["dataset"]),
-                live_dir=out_dir / "dvclive",
-                log_name=f"train {name}",
-                class_weights=class_weights,
+                prepared.classes,
+                prepared.palette,
+                str(spec["dataset"]),
+                class_weights,
             )
-            summary = result.summary()
+            for name, genotype in archs.items()
+        }
+        threads = int(spec["threads"])
+        processes = jobs_at_once(device, threads, len(jobs))
+        if processes > 1:
+            print(f"train: {len(jobs)} models, {processes} at once ({threads} thread(s) each)")
+        summaries = run_jobs(run_train_job, jobs, processes, threads)
+        for name, summary in summaries.items():
             val_miou = summary["final_val_miou"]
             val = "no val split" if val_miou is None else f"val mIoU {100 * val_miou:.2f}%"
             print(
                 f"train: {name}: {summary['epochs']} epochs, {summary['train_seconds']:.0f} s "
-                f"training, final loss {summary['final_loss']:.4f}, {val} -> {out_dir}"
+                f"training, final loss {summary['final_loss']:.4f}, {val} -> {MODELS / name}"
             )
     except SegnasError as exc:
         print(f"train: error: {exc}", file=sys.stderr)

@@ -21,10 +21,19 @@ from segnas.config import load_config
 from segnas.data.prepare import prepare_dataset
 from segnas.data.prepared import load_prepared
 from segnas.errors import ArtifactError, ConfigError
-from segnas.fulltrain import build_datasets, median_frequency_weights, poly_lr, train_model
+from segnas.fulltrain import (
+    TrainJob,
+    build_datasets,
+    median_frequency_weights,
+    poly_lr,
+    run_train_job,
+    train_model,
+)
+from segnas.pipeline.digests import canonical_digest
 from segnas.published import resolve_genotype
 from segnas.selection import SizeCap, select_architectures
 from segnas.trainconfig import TrainConfig
+from segnas.workers import run_jobs
 
 TINY = {"train": 8, "val": 2, "test": 2}
 CONFIG = dict(
@@ -276,3 +285,39 @@ def test_a_diverging_training_stops_with_a_named_error_and_no_nan_checkpoint(
         if path.exists():
             state = load_checkpoint(path)["model"]
             assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
+
+
+def test_models_trained_side_by_side_equal_those_trained_one_by_one(prepared_root, tmp_path):
+    prepared = load_prepared(prepared_root)
+    config = train_config(**{**CONFIG, "epochs": 2})
+    train_set, val_set = build_datasets(prepared, config)
+
+    def jobs(root: Path) -> dict[str, TrainJob]:
+        return {
+            name: TrainJob(
+                name,
+                resolve_genotype(name),
+                train_set,
+                val_set,
+                prepared.num_classes,
+                config,
+                root / name,
+                torch.device("cpu"),
+                prepared.classes,
+                prepared.palette,
+                "synthetic",
+            )
+            for name in ("arch0", "arch1")
+        }
+
+    one_by_one = run_jobs(run_train_job, jobs(tmp_path / "seq"), processes=1, threads=1)
+    side_by_side = run_jobs(run_train_job, jobs(tmp_path / "par"), processes=2, threads=1)
+    assert [s["final_loss"] for s in one_by_one.values()] == [
+        s["final_loss"] for s in side_by_side.values()
+    ]
+    files = sorted(p.relative_to(tmp_path / "seq") for p in (tmp_path / "seq").rglob("*.*"))
+    assert any(f.name == "best.pt" for f in files) and any(f.name == "train.json" for f in files)
+    for relative in files:
+        assert canonical_digest(tmp_path / "seq" / relative) == canonical_digest(
+            tmp_path / "par" / relative
+        ), relative

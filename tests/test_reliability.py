@@ -548,7 +548,7 @@ def test_an_evaluation_whose_worker_dies_twice_is_recorded_as_worker_died(tmp_pa
 
 def test_workers_that_cannot_start_stop_the_run_instead_of_failing_every_job():
     """A worker whose initializer fails dies before any job: no job is blamed for it."""
-    from segnas.search.pool import WorkerPool
+    from segnas.workers import WorkerPool
 
     outcomes = []
     pool = WorkerPool(2, initializer=int, initargs=("not a base",))
@@ -817,7 +817,7 @@ def test_a_model_path_that_is_no_training_checkpoint_says_what_it_is(tmp_path, c
 
 _ORPHAN_SCRIPT = """
 import os, time
-from segnas.search.pool import WorkerPool
+from segnas.workers import WorkerPool
 
 if __name__ == "__main__":
     pool = WorkerPool(2)

@@ -11,11 +11,11 @@ import torch
 from ..io import read_json, remove_stale_temps_under
 from ..progress import Progress
 from ..space import DEFAULT_SPACE, SearchSpace
+from ..workers import WorkerPool
 from .config import SearchConfig
 from .directory import prepare_directory
 from .lock import directory_lock
 from .log import Record
-from .pool import WorkerPool
 from .recipe import EvalResult, worker_died_result
 from .steps import (
     EvaluatorSpec,

@@ -1,4 +1,4 @@
-"""Local worker processes that survive a dying worker (shared by the search and ``compare``).
+"""Local worker processes that survive a dying worker (the search, ``compare`` and ``train``).
 
 A worker process that dies (killed by the OS, a segfault, out of memory) breaks a
 ``ProcessPoolExecutor``: every job it holds then fails with ``BrokenProcessPool``, and nobody
@@ -25,9 +25,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, TypeVar
 
-from ..device import keep_freed_memory
+import torch
+
+from .device import keep_freed_memory
+from .errors import SegnasError
 
 WORKER_DIED_REASON = (
     "the worker process died twice while evaluating it (killed by the OS, crashed or out of "
@@ -175,3 +178,65 @@ class WorkerPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: SLURM and taskset respect it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def jobs_at_once(device: torch.device, threads: int, num_jobs: int) -> int:
+    """How many jobs of ``threads`` torch threads to run at once: on CPU as many as the usable
+    cores hold (at least 1, at most ``num_jobs``); one at a time on an accelerator."""
+    if device.type != "cpu" or num_jobs <= 1:
+        return 1
+    return max(1, min(num_jobs, usable_cores() // max(1, threads)))
+
+
+def set_cpu_threads(threads: int) -> None:
+    """The CPU setting a stage and each of its workers run under: ``threads`` torch threads,
+    deterministic algorithms, freed memory kept for reuse."""
+    keep_freed_memory()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+def _job_worker_init(worker_index: int, threads: int) -> None:
+    set_cpu_threads(threads)
+
+
+def run_jobs(
+    function: Callable[[Job], Result],
+    jobs: Mapping[str, Job],
+    processes: int,
+    threads: int,
+) -> dict[str, Result]:
+    """``{name: function(job)}`` for every named job, in ``processes`` :class:`WorkerPool` workers
+    (each under :func:`set_cpu_threads`) when more than one, else here, in order.
+
+    ``function`` must be a module-level function and the jobs picklable. A job must not depend on
+    which process runs it: then its result is the same whether it runs alone or beside others.
+    A job whose worker dies twice raises :class:`SegnasError` naming it.
+    """
+    if processes <= 1:
+        return {name: function(job) for name, job in jobs.items()}
+    results: dict[str, Result] = {}
+
+    def died(name: Hashable, reason: str) -> None:
+        raise SegnasError(f"{name}: {reason}")
+
+    with WorkerPool(processes, _job_worker_init, (threads,)) as pool:
+        pool.run(
+            function,
+            {name: (job,) for name, job in jobs.items()},
+            lambda name, result: results.__setitem__(name, result),
+            died,
+        )
+    return {name: results[name] for name in jobs}
