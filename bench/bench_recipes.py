@@ -13,7 +13,9 @@ model, so the score at a checkpoint is exactly the reward of the recipe that sto
 (`--check` proves it against ``evaluate_architecture`` for one recipe):
 
 * ``full``: the whole stem cache, phase 1 for ``--phase1-epochs`` epochs, then phase 2 for
-  ``--reference-epochs`` epochs; its last checkpoint is the reference;
+  ``--reference-epochs`` epochs; its end is the reference: the mean reward of its last
+  ``--reference-window`` phase-2 checkpoints (one checkpoint's reward moves by several points
+  from epoch to epoch), and, reported beside it, the last checkpoint alone;
 * ``pass``: the first meta-train pass of the cache (``cache_stem.num_samples`` = meta-train
   size; the cache is the same for any prefix), phase 1 for 2 epochs, then phase 2 for 2;
 * ``p2``: no phase 1, phase 2 for 2 epochs.
@@ -178,9 +180,10 @@ def _prepared_size(data: EvalData) -> tuple[int, int]:
     return int(image.shape[-2]), int(image.shape[-1])
 
 
-def recipes_from(records: list[dict], reference: tuple[str, int, int]) -> list[dict]:
-    """One row per (trajectory checkpoint, val size): cost and rho against ``reference``
-    (trajectory name, phase, epoch, scored at full val size)."""
+def recipes_from(records: list[dict], reference: tuple[str, int, int], window: int) -> list[dict]:
+    """One row per (trajectory checkpoint, val size): cost, and rho against the reference (the
+    mean full-val reward of trajectory ``reference[0]``'s last ``window`` checkpoints up to phase
+    ``reference[1]`` epoch ``reference[2]``) and against that last checkpoint alone."""
     ref_name, ref_phase, ref_epoch = reference
 
     def point(record: dict, name: str, phase: int, epoch: int) -> dict:
@@ -189,9 +192,12 @@ def recipes_from(records: list[dict], reference: tuple[str, int, int]) -> list[d
                 return p
         raise KeyError((name, phase, epoch))
 
-    reference_rewards = [
-        point(r, ref_name, ref_phase, ref_epoch)["val"]["full"]["reward"] for r in records
-    ]
+    def full_reward(record: dict, epoch: int) -> float:
+        return point(record, ref_name, ref_phase, epoch)["val"]["full"]["reward"]
+
+    epochs = range(ref_epoch - window + 1, ref_epoch + 1)
+    reference_rewards = [statistics.mean(full_reward(r, e) for e in epochs) for r in records]
+    last_rewards = [full_reward(r, ref_epoch) for r in records]
     first = records[0]["trajectories"]
     rows = []
     for name, path in first.items():
@@ -207,7 +213,7 @@ def recipes_from(records: list[dict], reference: tuple[str, int, int]) -> list[d
                     )
                 phase1 = path["phase1"] if p["phase"] == 2 else p["epoch"]
                 phase2 = p["epoch"] if p["phase"] == 2 else 0
-                rho = spearman_ci(rewards, reference_rewards, seed=derive_seed(0, name, val))
+                seed = derive_seed(0, name, val)
                 cost = statistics.mean(costs)
                 rows.append(
                     {
@@ -217,12 +223,15 @@ def recipes_from(records: list[dict], reference: tuple[str, int, int]) -> list[d
                         "phase1_epochs": phase1,
                         "phase2_epochs": phase2,
                         "val": val,
-                        "is_reference": (name, p["phase"], p["epoch"], val)
-                        == (ref_name, ref_phase, ref_epoch, "full"),
+                        "in_reference": name == ref_name
+                        and p["phase"] == ref_phase
+                        and p["epoch"] in epochs
+                        and val == "full",
                         "cpu_s_per_arch": cost,
                         "archs_per_hour_2_cores": CORES * 3600 / cost,
                         "mean_reward": statistics.mean(rewards),
-                        "rho": rho.to_dict(),
+                        "rho": spearman_ci(rewards, reference_rewards, seed=seed).to_dict(),
+                        "rho_last": spearman_ci(rewards, last_rewards, seed=seed).to_dict(),
                     }
                 )
     return sorted(rows, key=lambda row: row["cpu_s_per_arch"])
@@ -243,19 +252,22 @@ def markdown(rows: list[dict], header: dict) -> str:
     front = {id(row) for row in frontier(rows)}
     lines = [
         f"Recipes on {header['archs']} uniformly sampled architectures; reference: "
-        f"{header['reference']}. rho = Spearman against the reference, [95 % bootstrap CI]; "
-        "* = on the cost/fidelity front.",
+        f"{header['reference']}. rho = Spearman against the reference, rho (last) = against its "
+        "last checkpoint alone, [95 % bootstrap CI]; * = on the cost/fidelity front (by rho); "
+        "R = a checkpoint averaged into the reference.",
         "",
-        "| recipe | core-s / arch | archs / hour (2 cores) | mean reward | rho [95 % CI] |",
-        "|---|---:|---:|---:|---|",
+        "| recipe | core-s / arch | archs / hour (2 cores) | mean reward | rho [95 % CI] "
+        "| rho (last) [95 % CI] |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for row in rows:
-        rho = row["rho"]
-        mark = " *" if id(row) in front else ""
+        mark = (" *" if id(row) in front else "") + (" R" if row["in_reference"] else "")
+        rho, last = row["rho"], row["rho_last"]
         lines.append(
             f"| {row['recipe']}{mark} | {row['cpu_s_per_arch']:.1f} | "
             f"{row['archs_per_hour_2_cores']:.0f} | {row['mean_reward']:.4f} | "
-            f"{rho['value']:.3f} [{rho['low']:.2f}, {rho['high']:.2f}] |"
+            f"{rho['value']:.3f} [{rho['low']:.2f}, {rho['high']:.2f}] | "
+            f"{last['value']:.3f} [{last['low']:.2f}, {last['high']:.2f}] |"
         )
     return "\n".join(lines) + "\n"
 
@@ -284,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archs", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reference-epochs", type=int, default=16, help="phase-2 epochs")
+    parser.add_argument(
+        "--reference-window",
+        type=int,
+        default=5,
+        help="the reference reward: the mean of this many last phase-2 checkpoints",
+    )
     parser.add_argument("--seed", type=int, default=0, help="architecture sampling seed")
     parser.add_argument("--out", default="bench_recipes")
     parser.add_argument(
@@ -315,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         "setup": setup.to_dict(),
         "trajectories": paths,
         "reference": f"phase 1 {setup.phase1_epochs} epochs over {len(data.cache)} cached "
-        f"samples + phase 2 {args.reference_epochs} epochs, val full",
+        f"samples + phase 2 {args.reference_epochs} epochs, the mean full-val reward of phase-2 "
+        f"epochs {args.reference_epochs - args.reference_window + 1}-{args.reference_epochs}",
         "load_average_start": os.getloadavg(),
     }
     done = {int(p.stem[1:]) for p in (out / "archs").glob("a*.json")}
@@ -348,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     records = [read_json(out / "archs" / f"a{i:03d}.json") for i in range(args.archs)]
     header["load_average_end"] = os.getloadavg()
-    rows = recipes_from(records, ("full", 2, args.reference_epochs))
+    rows = recipes_from(records, ("full", 2, args.reference_epochs), args.reference_window)
     write_json(out / "recipes.json", {**header, "recipes": rows})
     table = markdown(rows, header)
     write_text(out / "recipes.md", table)
