@@ -1,5 +1,8 @@
 # Result stages: train -> evaluate -> report (same commands, inputs and outputs as dvc.yaml).
 
+# the most models the train stage trains (the search may hold fewer than top_k that fit)
+TRAIN_MODELS = len(config["train"]["architectures"]) + int(config["train"]["top_k"])
+
 
 rule train:
     input:
@@ -12,7 +15,9 @@ rule train:
         sections=stage_params("train"),
     log:
         "logs/train.log",
-    threads: int(config["train"].get("threads", 2))
+    # on CPU the stage trains as many models side by side as its cores hold (train.threads each);
+    # Snakemake lowers a request above --cores, SLURM grants it as the job's CPUs
+    threads: int(config["train"]["threads"]) * TRAIN_MODELS
     resources:
         mem_mb=8000,
         runtime=24 * 60,
