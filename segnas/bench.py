@@ -10,7 +10,6 @@ repeats with its min-max spread.
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
+from .device import device_name
 from .facts import Timing, count_flops
 from .inference import optimize_for_inference
 from .loss import segmentation_loss
@@ -191,22 +191,6 @@ def bench_model(arch: str, search: bool = False, num_classes: int = 19, seed: in
     widths = SEARCH_CONFIG if search else FINAL_CONFIG
     model = build_model(resolve_genotype(arch), num_classes=num_classes, seed=seed, **widths)
     return calibrate_batchnorm(model, seed=seed)
-
-
-def device_name(device: torch.device) -> str:
-    """A readable name of the device (GPU model, or CPU model and thread count)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 LATENCY_PATHS = ("plain", "auto", "eager", "onnxruntime")

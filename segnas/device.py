@@ -1,10 +1,13 @@
-"""Device selection from a ``device: auto | cpu | cuda`` setting; the CPU allocator setting."""
+"""Device selection from a ``device: auto | cpu | cuda`` setting, its readable name; the CPU
+allocator setting."""
 
 from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import sys
+from pathlib import Path
 
 import torch
 
@@ -25,6 +28,21 @@ def resolve_device(setting: str = "auto") -> torch.device:
             )
         return torch.device(setting)
     raise ConfigError(f"device: {setting!r} is not one of auto, cpu, cuda")
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name of ``device``: the GPU model, or the CPU model and thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({torch.get_num_threads()} threads)"
 
 
 KEEP_FREED_MEMORY_ENV = "SEGNAS_KEEP_FREED_MEMORY"

@@ -8,7 +8,6 @@ the requested sizes (2048x1024 and 480x360 by default) on a named device, size o
 from __future__ import annotations
 
 import math
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch import nn
 from .checkpoint import BEST, LAST, load_checkpoint, load_trained
 from .data.dataset import SegmentationDataset, read_pair
 from .data.prepared import PreparedDataset
+from .device import device_name
 from .export import OnnxCheck, export_and_check
 from .facts import count_flops, count_params, measure_latency, state_dict_bytes
 from .inference import OnnxRuntimeModel
@@ -31,21 +31,6 @@ from .progress import Progress
 from .scoring import ResizeInput, score_model
 
 DEFAULT_LATENCY_SIZES = ((1024, 2048), (360, 480))
-
-
-def device_name(device: torch.device) -> str:
-    """A readable name of ``device``: the GPU model, or the CPU model and thread count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} ({torch.get_num_threads()} threads)"
 
 
 def pick_checkpoint(model_dir: str | Path, which: str = "best") -> Path:

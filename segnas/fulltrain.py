@@ -41,6 +41,8 @@ from .io import remove_stale_temps_under, write_json
 from .loss import segmentation_loss
 from .model import build_model
 from .progress import Progress
+from .provenance import KEY as PROVENANCE
+from .provenance import provenance
 from .scoring import ResizeInput, amp_autocast, score_model, to_device_input
 from .seeds import epoch_seed
 from .space import Genotype
@@ -371,7 +373,10 @@ def train_model(
             save(last_path)
     live.close()
     result = TrainResult(last_path, best_path if best_path.exists() else None, state, resumed_from)
-    write_json(out_dir / "train.json", {"meta": meta, "summary": result.summary()})
+    write_json(
+        out_dir / "train.json",
+        {"meta": meta, "summary": result.summary(), PROVENANCE: provenance(device)},
+    )
     return result
 
 

@@ -19,6 +19,8 @@ from segnas.errors import ConfigError, SegnasError
 from segnas.evaluate import evaluate_checkpoint, pick_checkpoint
 from segnas.io import write_json
 from segnas.pipeline.paths import MODELS, PREPARED, RESULTS
+from segnas.provenance import KEY as PROVENANCE
+from segnas.provenance import provenance
 
 
 def model_names(spec: object) -> list[str]:
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"({metrics['device']})"
                 + (f"; ONNX max |diff| {onnx['max_abs_diff']:.2e}" if onnx else "")
             )
-        write_json(RESULTS / "metrics.json", summary)
+        write_json(RESULTS / "metrics.json", {**summary, PROVENANCE: provenance(device)})
     except SegnasError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
         return 2

@@ -128,8 +128,10 @@ def test_training_writes_checkpoints_metrics_and_poly_lr(prepared_root, tmp_path
     lines = (tmp_path / "m/dvclive/plots/metrics/val_miou.tsv").read_text().splitlines()
     assert lines[0] == "step\tval_miou" and len(lines) == 4
     assert (tmp_path / "m/dvclive/plots/metrics/train/lr.tsv").exists()
-    summary = json.loads((tmp_path / "m/train.json").read_text())["summary"]
+    written = json.loads((tmp_path / "m/train.json").read_text())
+    summary = written["summary"]
     assert summary["epochs"] == 3 and summary["final_val_miou"] == state.history[-1]["val_miou"]
+    assert written["provenance"]["threads"] == 1 and "torch" in written["provenance"]["packages"]
     model, meta = load_trained(result.last)
     assert meta["genotype_hash"] == resolve_genotype("arch0").hash
     assert meta["classes"][0] == "sky" and len(meta["palette"]) == 11

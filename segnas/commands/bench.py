@@ -8,7 +8,7 @@ import platform
 import torch
 
 from .. import bench
-from ..device import keep_freed_memory, resolve_device
+from ..device import device_name, keep_freed_memory, resolve_device
 from ..errors import ConfigError
 from ..io import write_json
 from ..progress import Progress
@@ -23,7 +23,7 @@ def _header(args: argparse.Namespace, device: torch.device, kept_freed_memory: b
     except ImportError:
         ort_version = "not installed"
     return [
-        f"device: {bench.device_name(device)}",
+        f"device: {device_name(device)}",
         f"python {platform.python_version()}, torch {torch.__version__}, onnxruntime {ort_version}",
         f"threads: {torch.get_num_threads()}, warm-up {args.warmup}, repeats {args.repeats}, "
         f"GEMM {bench.GEMM_SIZE}x{bench.GEMM_SIZE} interleaved with every timed run",

@@ -26,6 +26,8 @@ from ..pipeline.reference import (
     REFERENCE,
     compare_metrics,
     copy_sources,
+    environment,
+    environment_note,
     format_table,
     run_stages,
 )
@@ -47,7 +49,7 @@ def _check(args: argparse.Namespace) -> int:
         abs_tol = DEFAULT_ABS_TOL if args.abs_tol is None else args.abs_tol
         rel_tol = 0.0 if args.rel_tol is None else args.rel_tol
         reference = {"config": args.config, "abs_tol": abs_tol, "rel_tol": rel_tol}
-        write_json(reference_path, {**reference, "metrics": current})
+        write_json(reference_path, {**reference, "environment": environment(), "metrics": current})
         print(f"wrote {len(current)} reference metrics to {reference_path}")
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -67,6 +69,8 @@ def _check(args: argparse.Namespace) -> int:
         f"repro-check: {len(rows) - len(bad)}/{len(rows)} metrics within abs {abs_tol:g} "
         f"rel {rel_tol:g} of {reference_path}; run dir {workdir}"
     )
+    if bad:
+        print(environment_note(reference.get("environment")))
     if not args.keep and not bad:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if bad or not rows else 0

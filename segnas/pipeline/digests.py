@@ -12,6 +12,7 @@ from typing import Any
 from ..config import flatten
 from ..errors import SegnasError
 from ..io import read_json, sha256_file, sha256_json
+from ..provenance import KEY as PROVENANCE
 from .stages import metric_files, stage_outputs
 
 # Files an engine writes into output directories for its own bookkeeping.
@@ -21,6 +22,8 @@ IGNORED_NAMES = frozenset({".snakemake_timestamp"})
 VOLATILE = re.compile(
     r"(^|_)(seconds|secs|sec|ms|time|timestamp|elapsed|duration|latency|date)(_|$)"
 )
+# The run's provenance block (``segnas.provenance``: commit, packages, device) says where a result
+# came from, not what it is: digests and reference metrics leave it out, as they do timings.
 # Documents that render wall-clock measurements in prose/tables: compared for presence only.
 MEASUREMENT_DOCUMENTS = frozenset({"report/report.html", "report/report.md"})
 
@@ -37,7 +40,7 @@ def _strip_volatile(value: Any) -> Any:
         return {
             k: _strip_volatile(v)
             for k, v in value.items()
-            if not (isinstance(k, str) and VOLATILE.search(k))
+            if not (isinstance(k, str) and (VOLATILE.search(k) or k == PROVENANCE))
         }
     if isinstance(value, (list, tuple)):
         return [_strip_volatile(v) for v in value]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SegnasError
+from ..provenance import differing_packages, package_versions
 from .stages import REGISTRY
 
 REFERENCE = Path("workflow/reference/quickstart_metrics.json")
@@ -91,3 +93,21 @@ def run_stages(workdir: Path, log=sys.stderr) -> None:
         if done.returncode != 0:
             raise SegnasError(f"stage {stage.name} failed (exit {done.returncode}) in {workdir}")
         print(f"[repro-check] stage {stage.name} done in {time.monotonic() - start:.1f}s", file=log)
+
+
+def environment() -> dict:
+    """The Python and package versions a reference is recorded with."""
+    return {"python": platform.python_version(), "packages": package_versions()}
+
+
+def environment_note(recorded: dict | None) -> str:
+    """What differs between the reference's environment and this one, for a drifting metric."""
+    if recorded is None:
+        return "the reference records no environment (regenerate it with --update to add one)"
+    current = environment()
+    changes = differing_packages(recorded, current)
+    if recorded.get("python") != current["python"]:
+        changes.insert(0, f"python {recorded.get('python')} -> {current['python']}")
+    if not changes:
+        return "same Python and packages as the reference: the drift is not from a package version"
+    return "packages that differ from the reference's environment: " + "; ".join(changes)

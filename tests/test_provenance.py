@@ -1,0 +1,78 @@
+"""Provenance blocks: git state, package versions, and their absence from result digests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from segnas.pipeline.digests import canonical_digest
+from segnas.provenance import KEY, differing_packages, git_state, package_versions, provenance
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    git(tmp_path, "init", "-q")
+    for name in ("code.py", "dvc.lock"):
+        (tmp_path / name).write_text("one\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    return tmp_path
+
+
+def test_git_state_names_the_commit_and_sees_edits_to_tracked_code(checkout):
+    head = git(checkout, "rev-parse", "HEAD")
+    assert git_state(checkout) == {"commit": head, "dirty": False}
+    (checkout / "untracked.txt").write_text("new\n")
+    (checkout / "dvc.lock").write_text("rewritten by dvc repro\n")
+    assert git_state(checkout)["dirty"] is False  # untracked files and engine state aside
+    (checkout / "code.py").write_text("two\n")
+    assert git_state(checkout) == {"commit": head, "dirty": True}
+
+
+def test_git_state_outside_a_checkout_is_unknown(tmp_path):
+    assert git_state(tmp_path) == {"commit": None, "dirty": None}
+
+
+def test_package_versions_mark_missing_packages():
+    versions = package_versions(("torch", "segnas-no-such-package"))
+    assert versions["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert versions["segnas-no-such-package"] is None
+
+
+def test_provenance_block_holds_code_packages_and_device(checkout):
+    block = provenance(torch.device("cpu"), threads=3, root=checkout)
+    assert set(block) == {"git", "python", "packages", "device", "threads"}
+    assert block["threads"] == 3
+    assert block["git"]["commit"] == git(checkout, "rev-parse", "HEAD")
+    assert {"torch", "torchvision", "numpy", "onnxruntime", "dvc", "snakemake"} <= set(
+        block["packages"]
+    )
+    assert "threads" in block["device"]
+
+
+def test_differing_packages_lists_each_changed_version():
+    old = {"packages": {"torch": "2.14.1", "numpy": "2.4.6", "dvc": "3.0"}}
+    new = {"packages": {"torch": "2.14.1", "numpy": "2.5.0", "onnxruntime": "1.0"}}
+    assert differing_packages(old, new) == [
+        "dvc 3.0 -> None",
+        "numpy 2.4.6 -> 2.5.0",
+        "onnxruntime None -> 1.0",
+    ]
+
+
+def test_result_digests_leave_the_provenance_out(tmp_path):
+    a, b, c = (tmp_path / f"{n}.json" for n in "abc")
+    a.write_text(json.dumps({"miou": 0.5, KEY: {"git": {"commit": "1"}, "threads": 1}}))
+    b.write_text(json.dumps({"miou": 0.5, KEY: {"git": {"commit": "2"}, "threads": 2}}))
+    c.write_text(json.dumps({"miou": 0.6, KEY: {"git": {"commit": "1"}, "threads": 1}}))
+    assert canonical_digest(a) == canonical_digest(b) != canonical_digest(c)
