@@ -15,12 +15,12 @@ import sys
 import time
 from dataclasses import replace
 
-from segnas.config import load_params, section, setting
+from segnas.config import load_params, setting
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
-from segnas.io import sha256_file
 from segnas.pipeline.paths import PREPARED, SEARCH, SPLIT, STEM_CACHE
-from segnas.search.config import SearchConfig, params_hash_of
+from segnas.search.config import SearchConfig
+from segnas.search.identity import search_identity
 from segnas.search.lock import directory_lock
 from segnas.search.runner import run_search
 from segnas.search.steps import (
@@ -52,28 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _data_fingerprint() -> dict:
-    """Hashes of the small files that identify the search data (split and stem cache)."""
-    files = [SPLIT / "meta_train.txt", SPLIT / "meta_val.txt", STEM_CACHE / "header.json"]
-    for path in files:
-        if not path.is_file():
-            raise ConfigError(f"{path} does not exist; run the split and cache_stem stages first")
-    return {str(path): sha256_file(path)[:16] for path in files}
-
-
 def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str, dict]:
     params = load_params(params_path)
-    config = SearchConfig.from_params(
-        section(params, "search", params_path), int(setting(params, "seed", params_path))
-    )
-    stem_weights = str(section(params, "stem", params_path)["weights"])
-    extra: dict = {}
+    config, extra, params_hash = search_identity(params, params_path)
     spec = EvaluatorSpec(config.objective, config.eval, config.target)
     if config.objective == "train":
         from segnas.data.split import read_split_info
 
         dataset = read_split_info(SPLIT)["dataset"]
-        extra = {"data": _data_fingerprint(), "stem_weights": stem_weights}
         spec = EvaluatorSpec(
             config.objective,
             config.eval,
@@ -81,10 +67,10 @@ def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str, dict]:
             prepared_dir=str(PREPARED / dataset),
             split_dir=str(SPLIT),
             cache_dir=str(STEM_CACHE),
-            stem_weights=stem_weights,
+            stem_weights=extra["stem_weights"],
             device=str(setting(params, "device", params_path)),
         )
-    return config, spec, params_hash_of(config, extra), extra
+    return config, spec, params_hash, extra
 
 
 def _step(

@@ -14,7 +14,8 @@ from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
 from segnas.fulltrain import TrainJob, build_datasets, median_frequency_weights, run_train_job
-from segnas.pipeline.paths import MODELS, PREPARED
+from segnas.pipeline.paths import MODELS, PREPARED, SEARCH
+from segnas.search.identity import check_search_matches
 from segnas.selection import SizeCap, select_architectures
 from segnas.trainconfig import TrainConfig
 from segnas.workers import jobs_at_once, run_jobs, set_cpu_threads
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             cap = SizeCap(
                 int(max_params), prepared.num_classes, config.agg_width, config.sep_conv_units
             )
+        if int(spec["top_k"]):
+            check_search_matches(SEARCH, params, args.params, "train (top_k)")
         archs = select_architectures(spec["architectures"], int(spec["top_k"]), cap=cap)
         jobs = {
             name: TrainJob(

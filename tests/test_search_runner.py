@@ -9,13 +9,22 @@ from pathlib import Path
 
 import pytest
 from config_values import eval_setup, search_config
-from search_project import REPO, make_project, run_stage, stage_env, tiny_params, write_params
+from search_project import (
+    REPO,
+    chdir,
+    make_project,
+    run_stage,
+    stage_env,
+    tiny_params,
+    write_params,
+)
 
 from segnas.errors import ArtifactError
 from segnas.io import read_json
 from segnas.search.config import params_hash_of
 from segnas.search.controller import load_controller
 from segnas.search.directory import prepare_directory
+from segnas.search.identity import check_search_matches
 from segnas.search.log import ARCHS_COLUMNS
 from segnas.search.runner import run_search
 from segnas.search.steps import (
@@ -336,3 +345,19 @@ def test_fan_out_steps_and_a_local_run_exclude_each_other(tmp_path, capsys):
     ):
         run_search(layout, config, params_hash_of(config), EvaluatorSpec("target", eval_setup()))
     assert run_stage(tmp_path, "search", "sample", "--round", "0") == 0
+
+
+def test_train_refuses_a_search_of_other_params_naming_the_keys(tmp_path, capsys):
+    params = tiny_params(rounds=1, objective="target")
+    root = make_project(tmp_path / "p", params)
+    assert run_stage(root, "search") == 0
+    with chdir(root):
+        check_search_matches(Path("search"), params, "params.yaml", "train")  # same params
+    params["search"]["seed"] = 7
+    params["train"].update(top_k=1, architectures=[], epochs=1)
+    write_params(root, params)
+    capsys.readouterr()
+    assert run_stage(root, "train") == 2
+    err = capsys.readouterr().err
+    assert "search.seed 0 -> 7" in err and "rerun the search stage" in err
+    assert not (root / "models").exists()

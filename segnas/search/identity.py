@@ -1,0 +1,66 @@
+"""What a search's results depend on (its *identity*) and the check that a stage reading
+``search/`` reads the search of today's params.
+
+The identity is the result-deciding search fields, plus, for the ``train`` objective, the
+stem weights and fingerprints of the data (split and stem cache). Its hash stamps every
+round; ``search/state.json`` records both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import section, setting
+from ..errors import ArtifactError, ConfigError
+from ..io import read_json, sha256_file
+from ..pipeline.paths import SPLIT, STEM_CACHE
+from .config import SearchConfig, params_hash_of
+from .directory import differing_keys
+
+
+def data_fingerprint(split_dir: Path = SPLIT, cache_dir: Path = STEM_CACHE) -> dict[str, str]:
+    """Hashes of the small files that identify the search data (split and stem cache)."""
+    files = [split_dir / "meta_train.txt", split_dir / "meta_val.txt", cache_dir / "header.json"]
+    for path in files:
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist; run the split and cache_stem stages first")
+    return {str(path): sha256_file(path)[:16] for path in files}
+
+
+def search_identity(params: dict, params_path: str) -> tuple[SearchConfig, dict, str]:
+    """(config, extra, params hash) of the search that ``params`` describe; ``extra`` is what
+    the hash covers besides the search fields."""
+    config = SearchConfig.from_params(
+        section(params, "search", params_path), int(setting(params, "seed", params_path))
+    )
+    extra: dict = {}
+    if config.objective == "train":
+        stem_weights = str(section(params, "stem", params_path)["weights"])
+        extra = {"data": data_fingerprint(), "stem_weights": stem_weights}
+    return config, extra, params_hash_of(config, extra)
+
+
+def check_search_matches(search_dir: Path, params: dict, params_path: str, reader: str) -> None:
+    """Refuse (naming the differing keys) when ``search_dir`` holds the search of other params
+    than ``params``: ``reader`` would take another search's results for today's."""
+    config, extra, expected = search_identity(params, params_path)
+    state_path = search_dir / "state.json"
+    if state_path.is_file():
+        state = read_json(state_path)
+        found, identity = str(state.get("params_hash")), state.get("identity")
+    else:  # the Snakemake fan-out keeps no state file: its rounds carry the hash
+        samples = sorted((search_dir / "rounds").glob("*/samples.json"))
+        if not samples:
+            return
+        found, identity = str(read_json(samples[-1]).get("params_hash")), None
+    if found == expected:
+        return
+    why = f"params hash {found} != {expected}"
+    if identity is not None:
+        current = {"search": config.result_fields(), **extra}
+        diff = differing_keys(identity, current)
+        why = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in diff.items()) or why
+    raise ArtifactError(
+        f"{search_dir} holds a search of other params than {params_path} ({why}); {reader} "
+        "would read its results as today's: rerun the search stage first"
+    )
