@@ -30,6 +30,7 @@ from .search.recipe import EvalResult, EvalSetup, worker_died_result
 from .search.steps import EvaluatorSpec
 from .seeds import derive_seed
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
+from .stats import compare_evidence
 from .workers import WorkerPool
 
 GROUPS = ("controller", "random")
@@ -223,10 +224,13 @@ def assemble(
     params_hash: str,
     space: SearchSpace = DEFAULT_SPACE,
 ) -> dict[str, Any]:
-    """Write ``compare.csv`` (one row per architecture) and ``metrics.json``; return metrics."""
+    """Write ``compare.csv`` (one row per architecture) and ``metrics.json`` (per group the
+    rewards and Spearman's rho, and ``compare_evidence``'s intervals and p-values); return
+    the metrics."""
     samples = read_samples(layout, params_hash, space)
     rows = []
     metrics: dict[str, Any] = {"num_archs": config.num_archs}
+    rewards: dict[str, dict[str, list[float]]] = {}
     for group in GROUPS:
         results = {}
         for setup in SETUPS:
@@ -259,12 +263,14 @@ def assemble(
             )
         search_rewards = [r.reward for r in results["search"]]
         long_rewards = [r.reward for r in results["long"]]
+        rewards[group] = {"search": search_rewards, "long": long_rewards}
         rho = spearman(search_rewards, long_rewards)
         metrics[group] = {
             "spearman_rho": None if math.isnan(rho) else rho,
             "reward_search": _stats(search_rewards),
             "reward_long": _stats(long_rewards),
         }
+    metrics.update(compare_evidence(rewards))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()

@@ -4,13 +4,17 @@ confidence intervals (scipy.stats), seeded so that a report is repeatable."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats
 
+from .seeds import derive_seed
+
 DEFAULT_RESAMPLES = 2000
+# The bootstrap's fixed seed: the intervals of a run repeat bit for bit.
+BOOTSTRAP_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -95,3 +99,36 @@ def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     if len(a) == 0 or len(b) == 0:
         return math.nan
     return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def json_number(value: float) -> float | None:
+    """``value``, or ``None`` where it is NaN (JSON has no NaN)."""
+    return None if math.isnan(value) else float(value)
+
+
+def _estimate_json(estimate: Estimate) -> dict:
+    return {k: json_number(v) if isinstance(v, float) else v for k, v in asdict(estimate).items()}
+
+
+def compare_evidence(
+    rewards: Mapping[str, Mapping[str, Sequence[float]]], seed: int = BOOTSTRAP_SEED
+) -> dict:
+    """The controller-vs-random evidence from ``rewards[group][setup]`` (groups ``controller``
+    and ``random``, setups ``search`` and ``long``): per group Spearman's rho between the
+    setups with its bootstrap 95 % interval; per setup mean(controller) - mean(random) with
+    its interval and the Mann-Whitney U p-value. NaN is written as ``None``."""
+    spearman_by_group = {
+        group: _estimate_json(
+            spearman_ci(r["search"], r["long"], seed=derive_seed(seed, "spearman", group))
+        )
+        for group, r in rewards.items()
+    }
+    difference = {}
+    for setup in ("search", "long"):
+        a, b = rewards["controller"][setup], rewards["random"][setup]
+        estimate = mean_difference_ci(a, b, seed=derive_seed(seed, "difference", setup))
+        difference[setup] = {
+            **_estimate_json(estimate),
+            "mann_whitney_p": json_number(mann_whitney_p(a, b)),
+        }
+    return {"spearman_ci": spearman_by_group, "controller_minus_random": difference}

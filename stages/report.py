@@ -1,4 +1,5 @@
-"""Stage ``report``: every artifact -> ``report/report.html`` (self-contained), ``report.md``.
+"""Stage ``report``: every artifact -> ``report/report.html`` (self-contained), ``report.md``,
+``summary.json``.
 
 Usage: python stages/report.py [--params params.yaml]
 """
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"report: {written['html']} and {written['markdown']} with {len(written['figures'])} "
-        f"figures ({time.monotonic() - start:.1f} s)"
+        f"figures, {written['summary']} ({time.monotonic() - start:.1f} s)"
     )
     return 0
 

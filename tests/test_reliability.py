@@ -590,8 +590,14 @@ WALL_CLOCK_FIELDS = (
     "models/*/*.pt",  # state.train_seconds
     "results/metrics.json",  # latency
     "results/*/metrics.json",  # latency
+    "report/summary.json",  # train.<model>.latency_ms
 )
-WALL_CLOCK_FILES = ("search/timings.csv", "report/report.md", "report/report.html")
+WALL_CLOCK_FILES = (
+    "search/timings.csv",
+    "report/report.md",
+    "report/report.html",
+    "report/figures/pareto_latency.png",
+)
 
 
 def _tiny_pipeline_params(src: Path) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ from PIL import Image
 from segnas.compare import CompareLayout, assemble, evaluate_job, write_samples
 from segnas.published import resolve_genotype
 from segnas.report import ReportInputs, build_report
+from segnas.report.evidence import pareto_front, quarter_means
 from segnas.report.figures import architecture_drawing, block_strides
 from segnas.search.controller import Controller
 from segnas.search.log import Record, write_outputs
@@ -23,7 +25,8 @@ from segnas.space import DEFAULT_SPACE, Genotype
 
 
 def _write_search_logs(root: Path) -> None:
-    """``archs.csv``, ``timings.csv``, ``top.json``, ``metrics.json`` by the search's writer."""
+    """``archs.csv``, ``timings.csv``, ``controller.csv``, ``top.json``, ``metrics.json`` by
+    the search's writer; rewards grow with the round."""
     rng = random.Random(0)
     records = []
     for round_index in range(4):
@@ -40,9 +43,13 @@ def _write_search_logs(root: Path) -> None:
                 params=1000,
                 flops=10,
                 downsampling_factor=genotype.downsampling_factor,
+                latency_ms=5.0 + index,
             )
             records.append(Record(round_index, index, result))
-    write_outputs(root, records, top_k=1)
+    stats = [
+        {"entropy": 9.0 - r, "loss": 0.1, "ratio_mean": 1.0, "grad_norm": 0.5} for r in range(4)
+    ]
+    write_outputs(root, records, stats, top_k=1)
 
 
 def _write_comparison(root: Path) -> None:
@@ -105,6 +112,8 @@ def test_report_embeds_every_figure_and_the_paper_numbers(artifacts):
         "fig7_reward_by_downsampling.png",
         "fig8_controller_vs_random.png",
         "fig9_ranks.png",
+        "pareto_params.png",
+        "pareto_latency.png",
         "fig12_arch0.png",
         "qualitative_arch0.png",
         "training_curves.png",
@@ -115,6 +124,8 @@ def test_report_embeds_every_figure_and_the_paper_numbers(artifacts):
     assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data in images)
     assert "src='http" not in html and 'src="' not in html
     assert "63.9" in html and "0.734" in html  # the paper's CamVid arch0 mIoU and controller rho
+    assert "68.1" in html and "145.0" in html  # CityScapes val mIoU of arch0, latency of arch1
+    assert "Mann-Whitney" in html and "rho [95 % CI]" in html
     assert "50.0" in html and "cpu (2 threads)" in html
     markdown = written["markdown"].read_text()
     for match in re.findall(r"\]\((figures/[^)]+)\)", markdown):
@@ -136,3 +147,55 @@ def test_architecture_drawing_strides(tmp_path):
     assert all(s in (4, 8, 16, 32, 64, 128) for s in strides)
     path = architecture_drawing(genotype, "arch0", tmp_path / "a.png")
     assert Image.open(path).size[0] > 600
+
+
+def test_summary_holds_the_headline_numbers(artifacts):
+    inputs = ReportInputs(artifacts / "search", artifacts / "compare", artifacts / "results")
+    summary = json.loads(build_report(artifacts / "report", inputs)["summary"].read_text())
+    search = summary["search"]
+    assert search["num_archs"] == 12 and search["num_rounds"] == 4
+    # first quarter = round 0 (0.10, 0.11, 0.12), last quarter = round 3 (0.25, 0.26, 0.27)
+    assert search["mean_reward_first_quarter"] == pytest.approx(0.11)
+    assert search["mean_reward_last_quarter"] == pytest.approx(0.26)
+    compare = summary["compare"]
+    assert compare["num_archs_per_group"] == 4
+    # search setup: both groups 0, 0.1, 0.2, 0.3; long: random 0.05 higher each
+    assert compare["spearman_rho"] == {"controller": 1.0, "random": 1.0}
+    assert compare["mean_reward"]["controller"] == pytest.approx(0.15)
+    assert compare["mean_difference"]["value"] == pytest.approx(0.0)
+    assert compare["mann_whitney_p"] == pytest.approx(1.0)
+    assert compare["long_setup"]["mean_difference"]["value"] == pytest.approx(-0.05)
+    assert summary["train"]["arch0"] == {
+        "test_miou": 0.5,
+        "params": 279059,
+        "latency_ms": {"480x360": 50.0},
+    }
+    metrics = json.loads((artifacts / "compare/metrics.json").read_text())
+    assert metrics["controller_minus_random"]["long"]["value"] == pytest.approx(-0.05)
+    assert metrics["spearman_ci"]["random"]["value"] == pytest.approx(1.0)
+
+
+def test_pareto_front_of_hand_checked_points():
+    # (cost, reward): (1, 0.1) front; (2, 0.3) front; (2, 0.2) dominated by (2, 0.3);
+    # (3, 0.3) dominated by (2, 0.3); (4, 0.5) front; NaN cost never on it
+    cost = [1.0, 2.0, 2.0, 3.0, 4.0, math.nan]
+    reward = [0.1, 0.3, 0.2, 0.3, 0.5, 0.9]
+    assert pareto_front(cost, reward) == [True, True, False, False, True, False]
+    assert pareto_front([1.0, 1.0], [0.2, 0.2]) == [True, True]  # equal points: both kept
+    with pytest.raises(ValueError, match="differ in length"):
+        pareto_front([1.0], [])
+
+
+def test_quarter_means_in_search_order():
+    assert quarter_means([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]) == (1.5, 7.5)
+    assert quarter_means([1.0, 3.0]) == (1.0, 3.0)  # fewer than 4: one value each
+    assert all(math.isnan(v) for v in quarter_means([]))
+
+
+def test_controller_csv_holds_each_round(artifacts):
+    lines = (artifacts / "search/controller.csv").read_text().splitlines()
+    assert lines[0] == "round,archs,mean_reward,entropy,loss,ratio_mean,grad_norm"
+    # round 1: rewards 0.15, 0.16, 0.17
+    round_1 = lines[2].split(",")
+    assert round_1[:2] == ["1", "3"] and float(round_1[2]) == pytest.approx(0.16)
+    assert float(round_1[3]) == 8.0

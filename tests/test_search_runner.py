@@ -23,9 +23,9 @@ from segnas.errors import ArtifactError
 from segnas.io import read_json
 from segnas.search.config import params_hash_of
 from segnas.search.controller import load_controller
-from segnas.search.directory import prepare_directory
+from segnas.search.directory import ASSEMBLED, prepare_directory
 from segnas.search.identity import check_search_matches
-from segnas.search.log import ARCHS_COLUMNS
+from segnas.search.log import ARCHS_COLUMNS, CONTROLLER_COLUMNS
 from segnas.search.runner import run_search
 from segnas.search.steps import (
     EvaluatorSpec,
@@ -36,7 +36,7 @@ from segnas.search.steps import (
 )
 from segnas.space import DEFAULT_SPACE
 
-OUTPUTS = ("archs.csv", "top.json", "metrics.json")
+OUTPUTS = ("archs.csv", "controller.csv", "top.json", "metrics.json")
 SNAKEFILE = """configfile: "params.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/search.smk"
@@ -69,6 +69,9 @@ def test_local_search_writes_reproducible_logs(project):
     assert lines[0] == ",".join(ARCHS_COLUMNS) and len(lines) == 1 + 3 * 2
     assert "seconds" not in lines[0] and "latency" not in lines[0]
     assert "seconds_phase1" in (ref / "timings.csv").read_text().splitlines()[0]
+    rounds = (ref / "controller.csv").read_text().splitlines()
+    assert rounds[0] == ",".join(CONTROLLER_COLUMNS) and len(rounds) == 1 + 3
+    assert all(float(row.split(",")[3]) > 0 for row in rounds[1:])  # the entropy
     top = read_json(ref / "top.json")["top"]
     rewards = [entry["reward"] for entry in top]
     assert rewards == sorted(rewards, reverse=True) and len({e["hash"] for e in top}) == len(top)
@@ -290,7 +293,7 @@ def test_params_that_change_results_move_the_old_search_aside(tmp_path):
     assert "search.seed 0 -> 1" in stream.getvalue() and str(aside) in stream.getvalue()
     assert (aside / "archs.csv").read_bytes() == old_archs
     assert (aside / "rounds").is_dir() and (aside / "controller" / "final.pt").is_file()
-    for name in ("archs.csv", "top.json", "timings.csv", "metrics.json", "rounds", "controller"):
+    for name in ("rounds", "controller", *ASSEMBLED):
         assert not (layout.root / name).exists(), name
     run_search(layout, other, params_hash_of(other), spec, io.StringIO())
     run_search(layout, config, old_hash, spec, io.StringIO())  # back: the new one moves aside

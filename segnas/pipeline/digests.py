@@ -24,8 +24,11 @@ VOLATILE = re.compile(
 )
 # The run's provenance block (``segnas.provenance``: commit, packages, device) says where a result
 # came from, not what it is: digests and reference metrics leave it out, as they do timings.
-# Documents that render wall-clock measurements in prose/tables: compared for presence only.
-MEASUREMENT_DOCUMENTS = frozenset({"report/report.html", "report/report.md"})
+# Documents that render wall-clock measurements in prose/tables/plots: compared for presence
+# only.
+MEASUREMENT_DOCUMENTS = frozenset(
+    {"report/report.html", "report/report.md", "report/figures/pareto_latency.png"}
+)
 
 
 def _files_under(path: Path) -> list[Path]:

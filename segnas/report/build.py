@@ -9,161 +9,16 @@ from __future__ import annotations
 
 import base64
 import html
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..errors import ConfigError
-from ..io import read_json, read_yaml, write_text
+from ..io import read_json, read_yaml, write_json, write_text
 from ..published import resolve_genotype
 from . import figures
-
-PAPER_RESULTS = Path(__file__).with_name("paper_results.yaml")
-
-
-@dataclass
-class ReportInputs:
-    """Where the artifacts are (the defaults are the stages' output paths)."""
-
-    search_dir: Path = Path("search")
-    compare_dir: Path = Path("compare")
-    results_dir: Path = Path("results")
-    paper_results: Path = PAPER_RESULTS
-
-
-@dataclass
-class Section:
-    """A heading, paragraphs/tables (as rows) and figures."""
-
-    title: str
-    notes: list[str] = field(default_factory=list)
-    tables: list[tuple[str, list[str], list[list[Any]]]] = field(default_factory=list)
-    images: list[tuple[str, Path]] = field(default_factory=list)
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value else f"{value:.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
-def search_section(inputs: ReportInputs, figure_dir: Path) -> Section:
-    section = Section("Search (Figs. 5-7)")
-    archs_path = inputs.search_dir / "archs.csv"
-    if not archs_path.is_file():
-        section.notes.append(f"{archs_path} is missing: run the search stage.")
-        return section
-    archs = pd.read_csv(archs_path)
-    if archs.empty:
-        section.notes.append(f"{archs_path} holds no architectures.")
-        return section
-    ok = archs[archs["status"].isin(["ok", "stopped_early"])]
-    section.notes.append(
-        f"{len(archs)} architectures sampled in {archs['round'].nunique()} rounds; "
-        f"{len(archs) - len(ok)} failed. Best reward {archs['reward'].max():.4f}, "
-        f"mean {archs['reward'].mean():.4f}."
-    )
-    section.images += [
-        (
-            "Fig. 5: reward through the search",
-            figures.reward_through_search(archs, figure_dir / "fig5_reward_through_search.png"),
-        ),
-        (
-            "Fig. 6: downsampling factors through the search",
-            figures.downsampling_through_search(archs, figure_dir / "fig6_downsampling.png"),
-        ),
-        (
-            "Fig. 7: reward by downsampling factor",
-            figures.reward_by_downsampling(archs, figure_dir / "fig7_reward_by_downsampling.png"),
-        ),
-    ]
-    top_path = inputs.search_dir / "top.json"
-    if top_path.is_file():
-        top = read_json(top_path).get("top", [])
-        rows = [
-            [
-                t["rank"],
-                t["hash"],
-                _fmt(t["reward"]),
-                _pct(t["miou"]),
-                _fmt(int(t["params"])),
-                t["downsampling_factor"],
-                t["genotype"],
-            ]
-            for t in top
-        ]
-        section.tables.append(
-            (
-                "Best architectures of the search (search/top.json)",
-                ["rank", "hash", "reward", "meta-val mIoU %", "params", "factor", "genotype"],
-                rows,
-            )
-        )
-    return section
-
-
-def compare_section(inputs: ReportInputs, paper: dict, figure_dir: Path) -> Section:
-    section = Section("Controller vs random search (Figs. 8-9)")
-    csv_path, metrics_path = inputs.compare_dir / "compare.csv", inputs.compare_dir / "metrics.json"
-    if not csv_path.is_file() or not metrics_path.is_file():
-        section.notes.append(f"{csv_path} is missing: run the compare stage.")
-        return section
-    compare = pd.read_csv(csv_path)
-    metrics = read_json(metrics_path)
-    rhos = {g: metrics[g]["spearman_rho"] for g in ("controller", "random")}
-    published = paper.get("compare", {})
-    rows = []
-    for group in ("controller", "random"):
-        m = metrics[group]
-        rows.append(
-            [
-                group,
-                _fmt(rhos[group], 3),
-                _fmt(published.get(f"{group}_spearman"), 3),
-                _fmt(m["reward_search"]["mean"]),
-                _fmt(m["reward_long"]["mean"]),
-                _fmt(m["reward_search"]["max"]),
-                _fmt(m["reward_long"]["max"]),
-            ]
-        )
-    section.tables.append(
-        (
-            f"Spearman's rho between the two setups (N = {metrics['num_archs']} per group; "
-            f"paper: N = {published.get('num_archs', '-')})",
-            [
-                "group",
-                "rho (ours)",
-                "rho (paper)",
-                "mean reward, search",
-                "mean reward, longer",
-                "best, search",
-                "best, longer",
-            ],
-            rows,
-        )
-    )
-    section.images += [
-        (
-            "Fig. 8: controller vs random in both setups",
-            figures.controller_vs_random(compare, figure_dir / "fig8_controller_vs_random.png"),
-        ),
-        (
-            "Fig. 9: rank vs rank",
-            figures.rank_vs_rank(compare, rhos, figure_dir / "fig9_ranks.png"),
-        ),
-    ]
-    return section
+from .base import PAPER_RESULTS, ReportInputs, Section, fmt, pct
+from .evidence import train_summary
+from .search_report import compare_section, search_section
 
 
 def _model_metrics(results_dir: Path) -> dict[str, dict]:
@@ -172,10 +27,35 @@ def _model_metrics(results_dir: Path) -> dict[str, dict]:
     }
 
 
+# The paper's numbers per published architecture: (yaml key, column heading).
+PAPER_COLUMNS = (
+    ("params", "params"),
+    ("camvid_test_miou", "CamVid test mIoU %"),
+    ("cityscapes_val_miou", "CityScapes val mIoU %"),
+    ("cityscapes_test_miou", "CityScapes test mIoU %"),
+    ("latency_ms_1080ti_2048x1024", "latency ms, 1080Ti 2048x1024"),
+    ("size_on_disk_mb", "size on disk MB"),
+)
+
+
+def paper_table(paper: dict) -> tuple[str, list[str], list[list[Any]]]:
+    """The paper's rows (arch0, arch1: Tables 1 and 3) to read beside ours."""
+    rows = [
+        [name, *(fmt(entry.get(key), 3) for key, _ in PAPER_COLUMNS)]
+        for name, entry in paper.get("architectures", {}).items()
+    ]
+    return (
+        f"The paper's architectures ({paper.get('source', 'the paper')}; Tables 1 and 3)",
+        ["model", *(heading for _, heading in PAPER_COLUMNS)],
+        rows,
+    )
+
+
 def results_sections(
-    inputs: ReportInputs, paper: dict, figure_dir: Path, qualitative: int
+    models: dict[str, dict], inputs: ReportInputs, paper: dict, figure_dir: Path, qualitative: int
 ) -> list[Section]:
-    models = _model_metrics(inputs.results_dir)
+    """Tables 1-3 beside the paper's rows, per-class IoU, training curves, drawings and
+    qualitative strips of the evaluated models."""
     tables = Section("Trained architectures (Tables 1-3)")
     if not models:
         tables.notes.append(f"no {inputs.results_dir}/<model>/metrics.json: run train + evaluate.")
@@ -200,17 +80,18 @@ def results_sections(
         row = [
             name,
             f"{m['dataset']} / {m['split']} ({m['num_images']})",
-            _pct(m["miou"]),
-            _fmt(paper_miou, 3),
-            _fmt(m["params"]),
-            _fmt(ref.get("params") if ref else None),
+            pct(m["miou"]),
+            fmt(paper_miou, 3),
+            fmt(m["params"]),
+            fmt(ref.get("params") if ref else None),
         ]
         row += [f"{m['flops'][s] / 1e9:.2f}" for s in sizes]
         row += [f"{m['latency_ms'][s]:.1f}" for s in sizes]
-        row += [f"{m['weights_bytes'] / 1024:.0f}", _fmt(m.get("onnx", {}).get("max_abs_diff"), 2)]
+        row += [f"{m['weights_bytes'] / 1024:.0f}", fmt(m.get("onnx", {}).get("max_abs_diff"), 2)]
         rows.append(row)
         devices.add(m["device"])
     tables.tables.append(("Accuracy, size and speed (batch 1)", head, rows))
+    tables.tables.append(paper_table(paper))
     tables.notes.append(
         "Latency measured on "
         + "; ".join(sorted(devices))
@@ -220,7 +101,7 @@ def results_sections(
     )
     first = next(iter(models.values()))
     classes = first.get("classes") or list(first["per_class_iou"])
-    per_class = [[c] + [_pct(m["per_class_iou"].get(c)) for m in models.values()] for c in classes]
+    per_class = [[c] + [pct(m["per_class_iou"].get(c)) for m in models.values()] for c in classes]
     tables.tables.append(("Per-class IoU % on the evaluation split", ["class", *models], per_class))
     histories = {n: m["history"] for n, m in models.items() if m.get("history")}
     if histories:
@@ -333,7 +214,9 @@ def build_report(
     title: str = "segnas report",
     qualitative: int = 2,
 ) -> dict[str, Path]:
-    """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png``."""
+    """Write ``report.html`` (self-contained), ``report.md``, ``figures/*.png`` and
+    ``summary.json`` (the headline numbers: ``search``, ``compare``, ``train``, each where its
+    artifacts exist)."""
     inputs = inputs or ReportInputs()
     out_dir = Path(out_dir)
     figure_dir = out_dir / "figures"
@@ -343,13 +226,28 @@ def build_report(
             f"of published figures (default {PAPER_RESULTS})"
         )
     paper = read_yaml(inputs.paper_results) or {}
-    sections = [
-        *results_sections(inputs, paper, figure_dir, qualitative),
-        search_section(inputs, figure_dir),
-        compare_section(inputs, paper, figure_dir),
-    ]
+    models = _model_metrics(inputs.results_dir)
+    search, search_numbers = search_section(inputs, figure_dir)
+    compare, compare_numbers = compare_section(inputs, paper, figure_dir)
+    sections = [*results_sections(models, inputs, paper, figure_dir, qualitative), search, compare]
+    summary = {
+        key: value
+        for key, value in (
+            ("search", search_numbers),
+            ("compare", compare_numbers),
+            ("train", train_summary(models) or None),
+        )
+        if value is not None
+    }
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
+    summary_path = out_dir / "summary.json"
     write_text(html_path, render_html(title, sections))
     write_text(md_path, render_markdown(title, sections, out_dir))
+    write_json(summary_path, summary)
     figures_written = sorted(figure_dir.glob("*.png"))
-    return {"html": html_path, "markdown": md_path, "figures": figures_written}
+    return {
+        "html": html_path,
+        "markdown": md_path,
+        "summary": summary_path,
+        "figures": figures_written,
+    }

@@ -1,8 +1,8 @@
-"""The paper's figures re-drawn from our logs (matplotlib, Agg backend, PNG files)."""
+"""The paper's figures re-drawn from our logs (matplotlib, Agg backend, PNG files); the search's
+own (Figs. 5-7, the Pareto front) are in ``search_figures``."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,12 +19,13 @@ from ..io import atomic_path  # noqa: E402
 from ..model import SEARCH_CONFIG, build_decoder  # noqa: E402
 from ..space import Genotype  # noqa: E402
 from ..stem import STEM_CHANNELS, STEM_STRIDES  # noqa: E402
+from .base import interval  # noqa: E402
 
 DPI = 110
 COLOURS = {"controller": "#1f77b4", "random": "#ff7f0e"}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
@@ -32,77 +33,10 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _round_groups(archs: pd.DataFrame, max_groups: int = 12) -> tuple[pd.Series, str]:
-    """Round index, bucketed into at most ``max_groups`` consecutive groups."""
-    rounds = archs["round"].astype(int)
-    count = rounds.max() + 1
-    if count <= max_groups:
-        return rounds, "round"
-    size = math.ceil(count / max_groups)
-    return rounds // size * size, f"round (groups of {size})"
-
-
-def reward_through_search(archs: pd.DataFrame, path: Path) -> Path:
-    """Fig. 5: reward distribution of the sampled architectures through the search."""
-    groups, label = _round_groups(archs)
-    keys = sorted(groups.unique())
-    data = [archs.loc[groups == k, "reward"].to_numpy() for k in keys]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    ax.boxplot(data, positions=range(len(keys)), widths=0.6, showfliers=False)
-    for i, values in enumerate(data):
-        jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0]
-        ax.scatter(i + np.asarray(jitter), values, s=10, alpha=0.6, color="#1f77b4")
-    ax.plot(range(len(keys)), [v.mean() for v in data], color="#d62728", label="mean")
-    ax.set_xticks(range(len(keys)), [str(k) for k in keys])
-    ax.set_xlabel(label)
-    ax.set_ylabel("reward")
-    ax.set_title("Reward of sampled architectures through the search (cf. Fig. 5)")
-    ax.legend(loc="lower right")
-    return _save(fig, path)
-
-
-def downsampling_through_search(archs: pd.DataFrame, path: Path) -> Path:
-    """Fig. 6: proportion of each downsampling factor among the samples, through the search."""
-    groups, label = _round_groups(archs)
-    table = pd.crosstab(groups, archs["downsampling_factor"].astype(int), normalize="index")
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    x = np.arange(len(table.index))
-    bottom = np.zeros(len(x))
-    cmap = plt.get_cmap("viridis", max(len(table.columns), 2))
-    for i, factor in enumerate(table.columns):
-        values = table[factor].to_numpy()
-        ax.bar(x, values, bottom=bottom, color=cmap(i), label=f"x{factor}", width=0.8)
-        bottom += values
-    ax.set_xticks(x, [str(k) for k in table.index])
-    ax.set_ylim(0, 1)
-    ax.set_xlabel(label)
-    ax.set_ylabel("proportion")
-    ax.set_title("Downsampling factor of sampled architectures (cf. Fig. 6)")
-    ax.legend(title="factor", bbox_to_anchor=(1.01, 1), loc="upper left")
-    return _save(fig, path)
-
-
-def reward_by_downsampling(archs: pd.DataFrame, path: Path) -> Path:
-    """Fig. 7: reward distribution per downsampling factor."""
-    factors = sorted(archs["downsampling_factor"].astype(int).unique())
-    data = [archs.loc[archs["downsampling_factor"] == f, "reward"].to_numpy() for f in factors]
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.boxplot(data, positions=range(len(factors)), widths=0.6, showfliers=False)
-    for i, values in enumerate(data):
-        jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0]
-        ax.scatter(i + np.asarray(jitter), values, s=10, alpha=0.6, color="#2ca02c")
-    ax.set_xticks(
-        range(len(factors)), [f"x{f}\n(n={len(d)})" for f, d in zip(factors, data, strict=True)]
-    )
-    ax.set_xlabel("downsampling factor (2^strided blocks)")
-    ax.set_ylabel("reward")
-    ax.set_title("Reward by downsampling factor (cf. Fig. 7)")
-    return _save(fig, path)
-
-
-def controller_vs_random(compare: pd.DataFrame, path: Path) -> Path:
-    """Fig. 8: rewards of controller and random samples in the search and the longer setup."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), sharey=False)
+def controller_vs_random(compare: pd.DataFrame, evidence: dict, path: Path) -> Path:
+    """Fig. 8: rewards of controller and random samples in the search and the longer setup,
+    each panel titled with the difference of means, its 95 % interval and Mann-Whitney p."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.9), sharey=False)
     for ax, setup, title in zip(
         axes, ("search", "long"), ("search setup", "longer setup"), strict=True
     ):
@@ -115,19 +49,26 @@ def controller_vs_random(compare: pd.DataFrame, path: Path) -> Path:
             jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
             ax.scatter(i + 1 + np.asarray(jitter), values, s=12, color=colour)
         ax.set_xticks([1, 2], list(COLOURS))
-        ax.set_title(title)
+        difference = evidence["controller_minus_random"][setup]
+        p = difference["mann_whitney_p"]
+        ax.set_title(
+            f"{title}\ncontroller - random {interval(difference, 4)}, "
+            f"p = {'n/a' if p is None else f'{p:.3g}'}",
+            fontsize=9,
+        )
         ax.set_ylabel("reward")
     fig.suptitle("Controller vs random search (cf. Fig. 8)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     return pd.Series(values).rank(method="average").to_numpy()
 
 
-def rank_vs_rank(compare: pd.DataFrame, rhos: dict[str, float | None], path: Path) -> Path:
-    """Fig. 9: rank in the search setup vs rank in the longer setup, per group, with rho."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.9))
+def rank_vs_rank(compare: pd.DataFrame, spearman: dict[str, dict], path: Path) -> Path:
+    """Fig. 9: rank in the search setup vs rank in the longer setup, per group, titled with
+    Spearman's rho and its bootstrap 95 % interval."""
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 4.1))
     for ax, group in zip(axes, COLOURS, strict=True):
         rows = compare[compare["group"] == group]
         short, long = (
@@ -137,13 +78,12 @@ def rank_vs_rank(compare: pd.DataFrame, rhos: dict[str, float | None], path: Pat
         ax.scatter(short, long, color=COLOURS[group], s=18)
         top = max(len(rows), 1)
         ax.plot([1, top], [1, top], color="grey", linestyle="--", linewidth=1)
-        rho = rhos.get(group)
-        ax.set_title(f"{group}: Spearman rho = {'n/a' if rho is None else f'{rho:.3f}'}")
+        ax.set_title(f"{group}: rho = {interval(spearman[group])}", fontsize=9)
         ax.set_xlabel("rank, search setup")
         ax.set_ylabel("rank, longer setup")
         ax.set_aspect("equal", adjustable="datalim")
     fig.suptitle("Rank vs rank (cf. Fig. 9)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def training_curves(histories: dict[str, list[dict]], path: Path) -> Path:
@@ -160,7 +100,7 @@ def training_curves(histories: dict[str, list[dict]], path: Path) -> Path:
         ax.set_title(title)
         ax.set_xlabel("epoch")
     axes[0].legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def block_strides(genotype: Genotype) -> list[int]:
@@ -257,7 +197,7 @@ def architecture_drawing(genotype: Genotype, name: str, path: Path) -> Path:
     for side in ("top", "right", "bottom"):
         ax.spines[side].set_visible(False)
     ax.set_title(f"{name}: {genotype.hash} (cf. Fig. 12)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def qualitative_grid(strips: Sequence[Path], title: str, path: Path) -> Path:
@@ -275,4 +215,4 @@ def qualitative_grid(strips: Sequence[Path], title: str, path: Path) -> Path:
         ax.set_axis_off()
         ax.set_title(f"{strip.stem}: image | ground truth | prediction", fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -23,7 +23,7 @@ from .controller import read_checkpoint
 from .steps import SearchLayout
 
 # What ``assemble`` writes from the rounds: stale as soon as the params hash changes.
-ASSEMBLED = ("archs.csv", "timings.csv", "top.json", "metrics.json")
+ASSEMBLED = ("archs.csv", "timings.csv", "controller.csv", "top.json", "metrics.json")
 EXTENDING_KEY = "search.rounds"
 
 

@@ -1,5 +1,6 @@
 """The search's outputs: ``archs.csv`` (reproducible), ``timings.csv`` (wall clock),
-``top.json`` (best distinct architectures) and ``metrics.json`` (DVC metrics)."""
+``controller.csv`` (PPO's statistics per round), ``top.json`` (best distinct architectures) and
+``metrics.json`` (DVC metrics)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from .recipe import STATUS_OK, EvalResult
 
 ARCHS_COLUMNS = ("round", "index", *EvalResult.ROW_FIELDS)
 TIMINGS_COLUMNS = ("round", "index", "hash", *EvalResult.TIMING_FIELDS)
+PPO_STATS = ("entropy", "loss", "ratio_mean", "grad_norm")
+CONTROLLER_COLUMNS = ("round", "archs", "mean_reward", *PPO_STATS)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,23 @@ def timings_csv_text(records: list[Record]) -> str:
     return _csv_text(TIMINGS_COLUMNS, rows)
 
 
+def controller_csv_text(records: list[Record], stats: Sequence[dict]) -> str:
+    """``controller.csv``: per round, its architectures' mean reward and the statistics of
+    PPO's update with them (``stats[r]``, the last epoch's; NaN where a round has none)."""
+    rows = []
+    for round_index, round_stats in enumerate(stats):
+        rewards = [r.result.reward for r in records if r.round == round_index]
+        rows.append(
+            {
+                "round": round_index,
+                "archs": len(rewards),
+                "mean_reward": sum(rewards) / len(rewards) if rewards else math.nan,
+                **{key: float(round_stats.get(key, math.nan)) for key in PPO_STATS},
+            }
+        )
+    return _csv_text(CONTROLLER_COLUMNS, rows)
+
+
 def top_architectures(records: list[Record], k: int) -> list[dict]:
     """The best ``k`` distinct architectures (by hash) with status ok; ties keep search order."""
     best: dict[str, Record] = {}
@@ -89,10 +109,14 @@ def search_metrics(records: list[Record]) -> dict:
     }
 
 
-def write_outputs(root: str | Path, records: list[Record], top_k: int) -> None:
-    """Write ``archs.csv``, ``timings.csv``, ``top.json`` and ``metrics.json`` under ``root``."""
+def write_outputs(
+    root: str | Path, records: list[Record], controller_stats: Sequence[dict], top_k: int
+) -> None:
+    """Write ``archs.csv``, ``timings.csv``, ``controller.csv``, ``top.json`` and
+    ``metrics.json`` under ``root``; ``controller_stats[r]`` is PPO's update of round ``r``."""
     root = Path(root)
     write_text(root / "archs.csv", archs_csv_text(records))
     write_text(root / "timings.csv", timings_csv_text(records))
+    write_text(root / "controller.csv", controller_csv_text(records, controller_stats))
     write_json(root / "top.json", {"top": top_architectures(records, top_k)})
     write_json(root / "metrics.json", search_metrics(records))

@@ -289,20 +289,30 @@ def collect_records(
     return records
 
 
+def round_stats(layout: SearchLayout, config: SearchConfig, params_hash: str) -> list[dict]:
+    """PPO's statistics of every round's update, from the round checkpoints."""
+    stats = []
+    for round_index in range(config.rounds):
+        path = layout.checkpoint(round_index)
+        payload = read_checkpoint(path)
+        _check_hash(path, payload, params_hash)
+        stats.append(payload["stats"])
+    return stats
+
+
 def assemble(
     layout: SearchLayout,
     config: SearchConfig,
     params_hash: str,
     space: SearchSpace = DEFAULT_SPACE,
 ) -> list[Record]:
-    """Write ``archs.csv``, ``timings.csv``, ``top.json``, ``metrics.json`` and ``final.pt``."""
+    """Write ``archs.csv``, ``timings.csv``, ``controller.csv``, ``top.json``,
+    ``metrics.json`` and ``final.pt``."""
     last = layout.checkpoint(config.rounds - 1)
     if not last.is_file():
         raise ArtifactError(f"{last} is missing; the search has not finished all its rounds")
     records = collect_records(layout, config, params_hash, space)
-    write_outputs(layout.root, records, config.top_k)
-    payload = read_checkpoint(last)
-    _check_hash(last, payload, params_hash)
+    write_outputs(layout.root, records, round_stats(layout, config, params_hash), config.top_k)
     controller = load_trainer(layout, config, params_hash, config.rounds - 1, space).controller
     save_controller(layout.final_checkpoint, controller, params_hash, {"round": config.rounds - 1})
     return records

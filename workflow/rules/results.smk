@@ -51,9 +51,10 @@ rule report:
         code("report"),
         config["report"]["paper_results"],
         "search/archs.csv",
+        "search/timings.csv",
+        "search/controller.csv",
         "search/top.json",
         "compare/compare.csv",
-        "compare/metrics.json",
         "results",
     output:
         directory("report"),

@@ -1,8 +1,9 @@
 # Search stage fanned out into per-round jobs: for each round r one `search_sample` job, B
 # `search_evaluate` jobs (one per architecture, spread by the executor: local cores or SLURM)
 # and one `search_update` job (PPO); then `search` assembles search/archs.csv, timings.csv,
-# top.json, metrics.json and controller/final.pt. Every job runs the same library step as the
-# local pool of `python stages/search.py`, so both give identical archs.csv (docs/search.md).
+# controller.csv, top.json, metrics.json and controller/final.pt. Every job runs the same library
+# step as the local pool of `python stages/search.py`, so both give identical archs.csv
+# (docs/search.md).
 # Needs from common.smk: code(), stage_params(), _round(), _previous_checkpoint(), _round_evaluations().
 SEARCH = config["search"]
 SEARCH_ROUNDS = int(SEARCH["rounds"])
@@ -96,6 +97,7 @@ rule search:
     output:
         archs="search/archs.csv",
         timings="search/timings.csv",
+        controller_stats="search/controller.csv",
         top="search/top.json",
         metrics="search/metrics.json",
         controller="search/controller/final.pt",
