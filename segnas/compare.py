@@ -25,6 +25,7 @@ import torch
 from .errors import ArtifactError, ConfigError
 from .io import read_json, remove_stale_temps_under, sha256_json, write_json, write_text
 from .progress import Progress
+from .provenance import KEY as PROVENANCE
 from .search.controller import Controller
 from .search.recipe import EvalResult, EvalSetup, worker_died_result
 from .search.steps import EvaluatorSpec
@@ -223,10 +224,11 @@ def assemble(
     config: CompareConfig,
     params_hash: str,
     space: SearchSpace = DEFAULT_SPACE,
+    run_provenance: dict | None = None,
 ) -> dict[str, Any]:
     """Write ``compare.csv`` (one row per architecture) and ``metrics.json`` (per group the
-    rewards and Spearman's rho, and ``compare_evidence``'s intervals and p-values); return
-    the metrics."""
+    rewards and Spearman's rho, ``compare_evidence``'s intervals and p-values, and
+    ``run_provenance``); return the metrics."""
     samples = read_samples(layout, params_hash, space)
     rows = []
     metrics: dict[str, Any] = {"num_archs": config.num_archs}
@@ -271,6 +273,8 @@ def assemble(
             "reward_long": _stats(long_rewards),
         }
     metrics.update(compare_evidence(rewards))
+    if run_provenance is not None:
+        metrics[PROVENANCE] = run_provenance
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -361,4 +365,4 @@ def run_compare(
             evaluate = built[setup]
             result = evaluate_job(layout, params_hash, seed, group, setup, index, evaluate, space)
             progress.update(extra=f"{group} {setup} #{index} reward {result.reward:.4f}")
-    return assemble(layout, config, params_hash, space)
+    return assemble(layout, config, params_hash, space, specs["search"].provenance())

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import torch
 
-from .device import device_name
+from .device import device_name, resolve_device
 
 KEY = "provenance"
+CODE = Path(__file__).resolve().parent
 PACKAGES = ("torch", "torchvision", "numpy", "onnxruntime", "dvc", "snakemake")
 # Files the engines rewrite while running; a change to them does not make the code dirty.
 ENGINE_FILES = ("dvc.lock",)
 
 
-def git_state(root: str | Path = ".") -> dict[str, str | bool | None]:
+def git_state(root: str | Path = CODE) -> dict[str, str | bool | None]:
     """``{"commit": hash, "dirty": bool}`` of the git checkout holding ``root``; both None
     outside a checkout (e.g. a copied tree) or without git. Dirty = a tracked file differs
     from the commit, engine state files (``dvc.lock``) aside."""
@@ -38,8 +39,8 @@ def git_state(root: str | Path = ".") -> dict[str, str | bool | None]:
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None}
-    excluded = [f":(exclude){name}" for name in ENGINE_FILES]
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *excluded)
+    excluded = [f":(top,exclude){name}" for name in ENGINE_FILES]
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ":/", *excluded)
     return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip())}
 
 
@@ -54,14 +55,26 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
     return versions
 
 
-def provenance(device: torch.device, threads: int | None = None, root: str | Path = ".") -> dict:
+def describe_device(device: torch.device | str) -> str:
+    """``device``'s model name; a configured GPU this process cannot see (e.g. a CPU-only job
+    assembling GPU results) is named as configured."""
+    device = resolve_device("auto") if str(device) == "auto" else torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return f"{device} (as configured; not visible to the process that wrote this)"
+    return device_name(device)
+
+
+def provenance(
+    device: torch.device | str, threads: int | None = None, root: str | Path = CODE
+) -> dict:
     """The provenance block of a result computed on ``device`` with ``threads`` CPU threads
-    (default: this process's torch threads), from the code checked out at ``root``."""
+    (default: this process's torch threads) by the code at ``root`` (default: this package;
+    its git state is that of the checkout holding it)."""
     return {
         "git": git_state(root),
         "python": platform.python_version(),
         "packages": package_versions(),
-        "device": device_name(device),
+        "device": describe_device(device),
         "threads": torch.get_num_threads() if threads is None else threads,
     }
 

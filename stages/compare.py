@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         else:
-            metrics = assemble(layout, config, params_hash)
+            provenance = specs["search"].provenance()
+            metrics = assemble(layout, config, params_hash, run_provenance=provenance)
     except SegnasError as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2

@@ -97,7 +97,7 @@ def _step(
         stats = update_round(layout, config, params_hash, args.round)
         print(f"search: updated the controller with round {args.round} {stats}")
     else:
-        records = assemble(layout, config, params_hash)
+        records = assemble(layout, config, params_hash, run_provenance=spec.provenance())
         print(f"search: assembled {len(records)} architectures -> {SEARCH}")
 
 

@@ -128,8 +128,9 @@ def test_local_run_matches_the_fan_out_steps(tmp_path):
     write_samples(steps, controller, config, 0, "h")
     for job in steps.jobs(config.num_archs):
         evaluate_job(steps, "h", 0, *job, spec.build())
-    assert assemble(steps, config, "h") == metrics
+    assert assemble(steps, config, "h", run_provenance=spec.provenance()) == metrics
     assert steps.csv.read_text() == local.csv.read_text()
+    assert metrics["provenance"]["threads"] == spec.setup.threads
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from segnas.pipeline.digests import canonical_digest
-from segnas.provenance import KEY, differing_packages, git_state, package_versions, provenance
+from segnas.provenance import (
+    KEY,
+    describe_device,
+    differing_packages,
+    git_state,
+    package_versions,
+    provenance,
+)
 
 
 def git(root: Path, *args: str) -> str:
@@ -35,8 +42,10 @@ def test_git_state_names_the_commit_and_sees_edits_to_tracked_code(checkout):
     (checkout / "untracked.txt").write_text("new\n")
     (checkout / "dvc.lock").write_text("rewritten by dvc repro\n")
     assert git_state(checkout)["dirty"] is False  # untracked files and engine state aside
+    (checkout / "pkg").mkdir()
+    assert git_state(checkout / "pkg")["dirty"] is False  # a subfolder sees the whole checkout
     (checkout / "code.py").write_text("two\n")
-    assert git_state(checkout) == {"commit": head, "dirty": True}
+    assert git_state(checkout) == git_state(checkout / "pkg") == {"commit": head, "dirty": True}
 
 
 def test_git_state_outside_a_checkout_is_unknown(tmp_path):
@@ -76,3 +85,29 @@ def test_result_digests_leave_the_provenance_out(tmp_path):
     b.write_text(json.dumps({"miou": 0.5, KEY: {"git": {"commit": "2"}, "threads": 2}}))
     c.write_text(json.dumps({"miou": 0.6, KEY: {"git": {"commit": "1"}, "threads": 1}}))
     assert canonical_digest(a) == canonical_digest(b) != canonical_digest(c)
+
+
+def test_a_configured_gpu_this_process_cannot_see_is_named_as_configured(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert (
+        describe_device("cuda:1")
+        == "cuda:1 (as configured; not visible to the process that wrote this)"
+    )
+    assert "threads" in describe_device("cpu")
+
+
+def test_search_metrics_carry_the_provenance_of_the_evaluations(tmp_path):
+    from config_values import eval_setup, search_config
+
+    from segnas.search.config import params_hash_of
+    from segnas.search.runner import run_search
+    from segnas.search.steps import EvaluatorSpec, SearchLayout
+
+    config = search_config(objective="target", target="arch0", rounds=1, archs_per_round=2)
+    spec = EvaluatorSpec("target", eval_setup(threads=1), "arch0")
+    layout = SearchLayout(tmp_path / "search")
+    run_search(layout, config, params_hash_of(config), spec)
+    block = json.loads((layout.root / "metrics.json").read_text())[KEY]
+    repo = Path(__file__).resolve().parents[1]
+    assert block["threads"] == 1 and block["git"] == git_state(repo)  # the code that ran
+    assert set(block["packages"]) >= {"torch", "dvc", "snakemake"}

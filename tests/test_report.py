@@ -199,3 +199,19 @@ def test_controller_csv_holds_each_round(artifacts):
     round_1 = lines[2].split(",")
     assert round_1[:2] == ["1", "3"] and float(round_1[2]) == pytest.approx(0.16)
     assert float(round_1[3]) == 8.0
+
+
+def test_environment_section_shows_the_results_provenance(artifacts, tmp_path):
+    import torch
+
+    from segnas.provenance import provenance
+
+    results = artifacts / "results"
+    inputs = ReportInputs(artifacts / "search", artifacts / "compare", results)
+    written = build_report(tmp_path / "without", inputs)
+    assert "Environment" not in written["markdown"].read_text()
+    block = provenance(torch.device("cpu"), threads=2, root=tmp_path)  # not a checkout
+    (results / "metrics.json").write_text(json.dumps({"arch0": {"miou": 0.5}, "provenance": block}))
+    text = build_report(tmp_path / "with", inputs)["markdown"].read_text()
+    assert "## Environment" in text and "not a git checkout" in text
+    assert block["packages"]["torch"] in text and block["device"] in text

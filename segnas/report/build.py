@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..io import read_json, read_yaml, write_json, write_text
+from ..provenance import KEY as PROVENANCE
 from ..published import resolve_genotype
 from . import figures
 from .base import PAPER_RESULTS, ReportInputs, Section, fmt, pct
@@ -25,6 +26,29 @@ def _model_metrics(results_dir: Path) -> dict[str, dict]:
     return {
         path.parent.name: read_json(path) for path in sorted(results_dir.glob("*/metrics.json"))
     }
+
+
+def environment_section(results_dir: Path) -> Section | None:
+    """Where the evaluated results came from: the provenance block of ``results/metrics.json``
+    (code commit, Python and package versions, device, threads); None when it has none."""
+    path = results_dir / "metrics.json"
+    block = read_json(path).get(PROVENANCE) if path.is_file() else None
+    if not isinstance(block, dict):
+        return None
+    git = block.get("git") or {}
+    commit = git.get("commit") or "not a git checkout"
+    if git.get("dirty"):
+        commit += " (with uncommitted changes)"
+    rows = [
+        ["code", commit],
+        ["python", block.get("python")],
+        *[[name, version or "not installed"] for name, version in block["packages"].items()],
+        ["device", block.get("device")],
+        ["threads", block.get("threads")],
+    ]
+    section = Section("Environment")
+    section.tables.append((f"from the provenance block of {path}", ["", "value"], rows))
+    return section
 
 
 # The paper's numbers per published architecture: (yaml key, column heading).
@@ -230,6 +254,9 @@ def build_report(
     search, search_numbers = search_section(inputs, figure_dir)
     compare, compare_numbers = compare_section(inputs, paper, figure_dir)
     sections = [*results_sections(models, inputs, paper, figure_dir, qualitative), search, compare]
+    environment = environment_section(inputs.results_dir)
+    if environment is not None:
+        sections.append(environment)
     summary = {
         key: value
         for key, value in (

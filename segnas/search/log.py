@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import write_json, write_text
+from ..provenance import KEY as PROVENANCE
 from .recipe import STATUS_OK, EvalResult
 
 ARCHS_COLUMNS = ("round", "index", *EvalResult.ROW_FIELDS)
@@ -110,13 +111,21 @@ def search_metrics(records: list[Record]) -> dict:
 
 
 def write_outputs(
-    root: str | Path, records: list[Record], controller_stats: Sequence[dict], top_k: int
+    root: str | Path,
+    records: list[Record],
+    controller_stats: Sequence[dict],
+    top_k: int,
+    run_provenance: dict | None = None,
 ) -> None:
     """Write ``archs.csv``, ``timings.csv``, ``controller.csv``, ``top.json`` and
-    ``metrics.json`` under ``root``; ``controller_stats[r]`` is PPO's update of round ``r``."""
+    ``metrics.json`` under ``root``; ``controller_stats[r]`` is PPO's update of round ``r``;
+    ``run_provenance`` (``segnas.provenance``) goes into ``metrics.json``."""
     root = Path(root)
     write_text(root / "archs.csv", archs_csv_text(records))
     write_text(root / "timings.csv", timings_csv_text(records))
     write_text(root / "controller.csv", controller_csv_text(records, controller_stats))
     write_json(root / "top.json", {"top": top_architectures(records, top_k)})
-    write_json(root / "metrics.json", search_metrics(records))
+    metrics = search_metrics(records)
+    if run_provenance is not None:
+        metrics[PROVENANCE] = run_provenance
+    write_json(root / "metrics.json", metrics)

@@ -159,7 +159,7 @@ def _run_search(
     finally:
         if pool is not None:
             pool.close()
-    records = assemble(layout, config, params_hash, space)
+    records = assemble(layout, config, params_hash, space, spec.provenance())
     return records
 
 

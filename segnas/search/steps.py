@@ -18,6 +18,7 @@ import torch
 
 from ..errors import ArtifactError, ConfigError
 from ..io import read_json, write_json
+from ..provenance import provenance
 from ..published import resolve_genotype
 from ..seeds import derive_seed
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
@@ -180,6 +181,10 @@ class EvaluatorSpec:
     stem_weights: str = "none"
     device: str = "cpu"
 
+    def provenance(self) -> dict:
+        """The provenance block of rewards computed from this recipe (``segnas.provenance``)."""
+        return provenance(self.device, self.setup.threads)
+
     def build(self) -> Callable[[Genotype, int], EvalResult]:
         """``evaluate(genotype, seed) -> EvalResult``."""
         if self.objective == "target":
@@ -305,14 +310,16 @@ def assemble(
     config: SearchConfig,
     params_hash: str,
     space: SearchSpace = DEFAULT_SPACE,
+    run_provenance: dict | None = None,
 ) -> list[Record]:
     """Write ``archs.csv``, ``timings.csv``, ``controller.csv``, ``top.json``,
-    ``metrics.json`` and ``final.pt``."""
+    ``metrics.json`` (with ``run_provenance``) and ``final.pt``."""
     last = layout.checkpoint(config.rounds - 1)
     if not last.is_file():
         raise ArtifactError(f"{last} is missing; the search has not finished all its rounds")
     records = collect_records(layout, config, params_hash, space)
-    write_outputs(layout.root, records, round_stats(layout, config, params_hash), config.top_k)
+    stats = round_stats(layout, config, params_hash)
+    write_outputs(layout.root, records, stats, config.top_k, run_provenance)
     controller = load_trainer(layout, config, params_hash, config.rounds - 1, space).controller
     save_controller(layout.final_checkpoint, controller, params_hash, {"round": config.rounds - 1})
     return records
