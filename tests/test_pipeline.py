@@ -7,6 +7,7 @@ engine in a temporary copy of the repository and then change one thing at a time
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from segnas.pipeline.deps import expand_deps, stage_code_deps
 from segnas.pipeline.digests import stage_hashes
 from segnas.pipeline.dvcgen import dvc_stages, render_dvc_yaml
 from segnas.pipeline.reference import copy_sources
-from segnas.pipeline.stages import REGISTRY, STAGES
+from segnas.pipeline.stages import PLOTS, REGISTRY, STAGES
 from segnas.pipeline.stages import stage as registered
 
 REPO = Path(__file__).resolve().parents[1]
@@ -414,3 +415,23 @@ def test_slurm_profile_runs_the_data_stages_as_cluster_jobs(slurm_cluster, tmp_p
     assert "Nothing to be done" in _run(
         ["snakemake", "--profile", "workflow/profiles/slurm", "data/split"], workspace
     )
+
+
+def test_dvc_plots_show_draws_every_registered_plot_with_no_edit(tmp_path):
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    _run(["dvc", "init", "--no-scm", "-q"], tmp_path)
+    for plot in PLOTS:
+        for path, column in plot.y.items():
+            header = [c for c in (plot.x, column) if c is not None]
+            sep = "\t" if path.endswith(".tsv") else ","
+            values = [[str(i + 0.5 * k) for k in range(len(header))] for i in range(3)]
+            rows = [sep.join(header), *(sep.join(row) for row in values)]
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).write_text("\n".join(rows) + "\n")
+    drawn = json.loads(_run(["dvc", "plots", "show", "--json"], tmp_path))["data"]
+    assert set(drawn) == {plot.name for plot in PLOTS}
+    for plot in PLOTS:
+        points = drawn[plot.name][0]["content"]["data"]["values"]
+        assert len(points) == 3 and all(c in points[0] for c in plot.y.values()), plot.name
+    _run(["dvc", "plots", "show", "-o", "plots"], tmp_path)
+    assert (tmp_path / "plots" / "index.html").is_file()

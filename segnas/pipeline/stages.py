@@ -152,6 +152,50 @@ STAGES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
 NESTED_METRICS: tuple[str, ...] = (f"{RESULTS}/metrics.json",)
 
 
+@dataclass(frozen=True)
+class Plot:
+    """A ``dvc plots`` definition: ``y`` maps a file to the column it draws, against ``x``
+    (None: the row number, DVC's ``step``)."""
+
+    name: str
+    title: str
+    y: dict[str, str]
+    x: str | None = None
+    template: str = "linear"
+
+
+# What `dvc plots show` draws and `dvc plots diff` compares. Training curves: arch0's, which
+# every shipped configuration trains (other models' DVCLive files sit beside them).
+ARCH0_CURVES = f"{MODELS}/arch0/dvclive/plots/metrics"
+PLOTS: tuple[Plot, ...] = (
+    Plot(
+        "search_reward",
+        "Search: reward of each architecture, in the order evaluated",
+        {f"{SEARCH}/archs.csv": "reward"},
+    ),
+    Plot(
+        "controller_entropy",
+        "Search: the controller's entropy after each round",
+        {f"{SEARCH}/controller.csv": "entropy"},
+        x="round",
+    ),
+    Plot(
+        "controller_vs_random",
+        "Compare: reward in the search setup (x) and the longer setup (y)",
+        {f"{COMPARE}/compare.csv": "reward_long"},
+        x="reward_search",
+        template="scatter",
+    ),
+    Plot("arch0_loss", "Train: arch0's loss per epoch", {f"{ARCH0_CURVES}/train/loss.tsv": "loss"}),
+    Plot(
+        "arch0_val_miou",
+        "Train: arch0's validation mIoU",
+        {f"{ARCH0_CURVES}/val_miou.tsv": "val_miou"},
+        x="step",
+    ),
+)
+
+
 def stage_outputs() -> dict[str, list[str]]:
     """Each stage's declared outputs (metrics files included)."""
     return {s.name: [o.path for o in s.outputs] for s in REGISTRY}
