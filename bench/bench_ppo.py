@@ -52,8 +52,6 @@ def run(
     lr: float, entropy_weight: float, noise_sd: float, seed: int, rounds: int, batch: int, tail: int
 ) -> dict:
     """One search on the target reward; what the controller reached."""
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
     target = published("arch0")
     controller = Controller(DEFAULT_SPACE, seed=derive_seed(seed, "controller"))
     trainer = PPOTrainer(
@@ -96,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", default="0,1", help="noise sd in units of the uniform spread")
     parser.add_argument("--out", default="bench_ppo")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # as the search runs its controller steps
+    torch.use_deterministic_algorithms(True)
     uniform = uniform_rewards(1000, 0)
     spread = statistics.pstdev(uniform)
     rows = []
