@@ -93,9 +93,14 @@ def _half(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def trajectories(
-    setup: EvalSetup, cache_size: int, pass_size: int, reference_epochs: int
+    setup: EvalSetup,
+    cache_size: int,
+    pass_size: int,
+    reference_epochs: int,
+    cache_sizes: tuple[int, ...] = (),
 ) -> list[dict]:
-    """The trained paths: name, cache samples, phase-1 and phase-2 epochs."""
+    """The trained paths: name, cache samples, phase-1 and phase-2 epochs; ``cache_sizes`` adds
+    one phase-1 epoch over each of those cache prefixes (named ``c<size>``)."""
     return [
         {
             "name": "full",
@@ -105,6 +110,7 @@ def trajectories(
         },
         {"name": "pass", "cache": pass_size, "phase1": 2, "phase2": 2},
         {"name": "p2", "cache": 0, "phase1": 0, "phase2": 2},
+        *({"name": f"c{size}", "cache": size, "phase1": 1, "phase2": 0} for size in cache_sizes),
     ]
 
 
@@ -302,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="the reference reward: the mean of this many last phase-2 checkpoints",
     )
+    parser.add_argument(
+        "--cache-sizes",
+        type=lambda text: tuple(int(v) for v in text.split(",") if v),
+        default=(),
+        help="also one phase-1 epoch over these cache prefixes, e.g. 662,993 (added to finished "
+        "architectures)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="architecture sampling seed")
     parser.add_argument("--out", default="bench_recipes")
     parser.add_argument(
@@ -325,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     (out / "archs").mkdir(parents=True, exist_ok=True)
     data = _open_data(stem_weights)
-    paths = trajectories(setup, len(data.cache), len(data.meta_train), args.reference_epochs)
+    paths = trajectories(
+        setup, len(data.cache), len(data.meta_train), args.reference_epochs, args.cache_sizes
+    )
     header = {
         "params": str(args.params),
         "archs": args.archs,
@@ -337,10 +352,15 @@ def main(argv: list[str] | None = None) -> int:
         f"epochs {args.reference_epochs - args.reference_window + 1}-{args.reference_epochs}",
         "load_average_start": os.getloadavg(),
     }
-    done = {int(p.stem[1:]) for p in (out / "archs").glob("a*.json")}
-    todo = [i for i in range(args.archs) if i not in done]
+    finished = {int(p.stem[1:]): read_json(p) for p in (out / "archs").glob("a*.json")}
+    missing = {
+        i: [p for p in paths if p["name"] not in finished.get(i, {}).get("trajectories", {})]
+        for i in range(args.archs)
+    }
+    todo = [i for i in range(args.archs) if missing[i]]
     print(
-        f"[recipes] {len(done)} of {args.archs} architectures done; {len(todo)} to go", flush=True
+        f"[recipes] {args.archs - len(todo)} of {args.archs} architectures done; {len(todo)} to go",
+        flush=True,
     )
     start = time.perf_counter()
     with ProcessPoolExecutor(
@@ -351,18 +371,28 @@ def main(argv: list[str] | None = None) -> int:
     ) as pool:
         futures = {
             pool.submit(
-                _evaluate_arch, i, genotypes[i], setup, derive_seed(args.seed, "train", i), paths
+                _evaluate_arch,
+                i,
+                genotypes[i],
+                setup,
+                derive_seed(args.seed, "train", i),
+                missing[i],
             ): i
             for i in todo
         }
         for count, future in enumerate(as_completed(futures), 1):
             record = future.result()
+            wall = record["wall_s"]
+            earlier = finished.get(record["index"])
+            if earlier is not None:  # trajectories added to a finished architecture
+                added = {**earlier["trajectories"], **record["trajectories"]}
+                record = {**earlier, "trajectories": added}
             write_json(out / "archs" / f"a{record['index']:03d}.json", record)
             elapsed = time.perf_counter() - start
             eta = elapsed / count * (len(todo) - count)
             print(
                 f"[recipes] {count}/{len(todo)} architecture {record['index']} "
-                f"({record['wall_s']:.0f} s) elapsed {elapsed / 60:.1f} min ETA {eta / 60:.1f} min",
+                f"({wall:.0f} s) elapsed {elapsed / 60:.1f} min ETA {eta / 60:.1f} min",
                 flush=True,
             )
     records = [read_json(out / "archs" / f"a{i:03d}.json") for i in range(args.archs)]
