@@ -20,30 +20,12 @@ from typing import TextIO
 
 from ..io import read_json, save_torch, write_json
 from .controller import read_checkpoint
+from .identity import differing_keys
 from .steps import SearchLayout
 
 # What ``assemble`` writes from the rounds: stale as soon as the params hash changes.
 ASSEMBLED = ("archs.csv", "timings.csv", "controller.csv", "top.json", "metrics.json")
 EXTENDING_KEY = "search.rounds"
-
-
-def _flatten(value: object, prefix: str = "") -> dict[str, object]:
-    if isinstance(value, dict):
-        out: dict[str, object] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: value}
-
-
-def differing_keys(old: dict, new: dict) -> dict[str, tuple[object, object]]:
-    """``{dotted key: (old, new)}`` for every leaf that differs between two identities."""
-    flat_old, flat_new = _flatten(old), _flatten(new)
-    return {
-        key: (flat_old.get(key), flat_new.get(key))
-        for key in sorted(set(flat_old) | set(flat_new))
-        if flat_old.get(key) != flat_new.get(key)
-    }
 
 
 def _describe(diff: dict[str, tuple[object, object]]) -> str:

@@ -15,7 +15,25 @@ from ..errors import ArtifactError, ConfigError
 from ..io import read_json, sha256_file
 from ..pipeline.paths import SPLIT, STEM_CACHE
 from .config import SearchConfig, params_hash_of
-from .directory import differing_keys
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def differing_keys(old: dict, new: dict) -> dict[str, tuple[object, object]]:
+    """``{dotted key: (old, new)}`` for every leaf that differs between two identities."""
+    flat_old, flat_new = _flatten(old), _flatten(new)
+    return {
+        key: (flat_old.get(key), flat_new.get(key))
+        for key in sorted(set(flat_old) | set(flat_new))
+        if flat_old.get(key) != flat_new.get(key)
+    }
 
 
 def data_fingerprint(split_dir: Path = SPLIT, cache_dir: Path = STEM_CACHE) -> dict[str, str]:
