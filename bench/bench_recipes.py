@@ -204,7 +204,8 @@ def recipes_from(records: list[dict], reference: tuple[str, int, int], window: i
     epochs = range(ref_epoch - window + 1, ref_epoch + 1)
     reference_rewards = [statistics.mean(full_reward(r, e) for e in epochs) for r in records]
     last_rewards = [full_reward(r, ref_epoch) for r in records]
-    first = records[0]["trajectories"]
+    common = set.intersection(*(set(r["trajectories"]) for r in records))
+    first = {n: p for n, p in records[0]["trajectories"].items() if n in common}
     rows = []
     for name, path in first.items():
         for p in path["checkpoints"]:

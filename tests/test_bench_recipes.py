@@ -54,3 +54,10 @@ def test_rows_carry_cost_and_rho_against_the_windowed_and_the_last_reference():
 def test_frontier_keeps_rows_that_beat_every_cheaper_one():
     rows = [{"rho": {"value": v}} for v in (0.2, float("nan"), 0.1, 0.5, 0.5, 0.9)]
     assert [row["rho"]["value"] for row in frontier(rows)] == [0.2, 0.5, 0.9]
+
+
+def test_only_trajectories_every_architecture_has_make_rows():
+    records = [record(r) for r in REWARDS]
+    records[0]["trajectories"]["c50"] = records[0]["trajectories"]["full"]  # a partial rerun
+    rows = recipes_from(records, ("full", 2, 3), window=2)
+    assert len(rows) == 4 and all(row["recipe"].startswith("full:") for row in rows)
