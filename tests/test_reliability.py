@@ -271,7 +271,8 @@ def test_search_disk_full_names_the_file_and_a_rerun_completes(tmp_path, monkeyp
     partial file, and the rerun finishes from what was already written."""
     monkeypatch.chdir(tmp_path)
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    search = dict(params["search"], rounds=1, archs_per_round=2, objective="target")
+    # one worker: the failing write is patched in this process
+    search = dict(params["search"], rounds=1, archs_per_round=2, objective="target", workers=1)
     Path("params.yaml").write_text(
         yaml.safe_dump({"seed": 0, "device": "cpu", "stem": {"weights": "none"}, "search": search})
     )
