@@ -30,19 +30,25 @@ def resolve_device(setting: str = "auto") -> torch.device:
     raise ConfigError(f"device: {setting!r} is not one of auto, cpu, cuda")
 
 
-def device_name(device: torch.device) -> str:
-    """A readable name of ``device``: the GPU model, or the CPU model and thread count."""
+def processor_name(device: torch.device) -> str:
+    """The model of ``device``: the GPU's, or the CPU's."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{model} ({torch.get_num_threads()} threads)"
+    return model
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name of ``device``: the GPU model, or the CPU model and thread count."""
+    if device.type == "cuda":
+        return processor_name(device)
+    return f"{processor_name(device)} ({torch.get_num_threads()} threads)"
 
 
 KEEP_FREED_MEMORY_ENV = "SEGNAS_KEEP_FREED_MEMORY"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .device import device_name, resolve_device
+from .device import processor_name, resolve_device
 
 KEY = "provenance"
 CODE = Path(__file__).resolve().parent
@@ -56,12 +56,12 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
 
 
 def describe_device(device: torch.device | str) -> str:
-    """``device``'s model name; a configured GPU this process cannot see (e.g. a CPU-only job
-    assembling GPU results) is named as configured."""
+    """``device``'s model (the thread count is recorded beside it); a configured GPU this
+    process cannot see (e.g. a CPU-only job assembling GPU results) is named as configured."""
     device = resolve_device("auto") if str(device) == "auto" else torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         return f"{device} (as configured; not visible to the process that wrote this)"
-    return device_name(device)
+    return f"{device.type}: {processor_name(device)}"
 
 
 def provenance(
