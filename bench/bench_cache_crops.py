@@ -72,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         measure_latency=False,
     )
     count, seed = header["archs"], header["seed"]
-    texts = [
-        DEFAULT_SPACE.sample(derive_seed(seed, "recipes", i)).to_text() for i in range(count)
-    ]
+    texts = [DEFAULT_SPACE.sample(derive_seed(seed, "recipes", i)).to_text() for i in range(count)]
     with ProcessPoolExecutor(
         args.workers,
         mp_context=get_context("spawn"),
