@@ -296,6 +296,28 @@ def test_two_clean_runs_give_identical_output_hashes(dvc_clean, snakemake_clean)
 
 
 @pytest.mark.slow
+def test_snakemake_report_holds_the_tagged_outputs_with_captions(snakemake_clean):
+    """`snakemake --report` renders the workflow description and every tagged output: the
+    report stage's figures, the search and compare tables, each model's per-class IoU."""
+    workspace = snakemake_clean[0]
+    html = workspace / "report" / "snakemake.html"
+    try:
+        _run(["snakemake", "--report", "report/snakemake.html"], workspace)
+        text = html.read_text()
+    finally:
+        html.unlink(missing_ok=True)  # report/ is the report stage's output
+    for category in ("Figures", "Search", "Controller vs random", "Trained models"):
+        assert category in text
+    figures = sorted(p.name for p in (workspace / "report" / "figures").glob("*.png"))
+    assert figures and all(name in text for name in figures)
+    for table in ("archs.csv", "controller.csv", "compare.csv", "per_class_iou.csv"):
+        assert table in text
+    search = yaml.safe_load((workspace / "params.yaml").read_text())["search"]
+    assert f"The search evaluated {search['rounds'] * search['archs_per_round']}" in text
+    assert "Per-class test IoU of the trained model" in text
+
+
+@pytest.mark.slow
 def test_snakemake_has_nothing_to_do_after_dvc_repro(dvc_clean):
     """No stage rewrites a file after a job downstream of it read it: the engines agree."""
     assert snakemake_plan(dvc_clean[0]) == []

@@ -73,7 +73,9 @@ rule compare:
         COMPARE_JOBS,
         samples="compare/samples.json",
     output:
-        csv="compare/compare.csv",
+        csv=report(
+            "compare/compare.csv", caption="../report/compare.rst", category="Controller vs random"
+        ),
         metrics="compare/metrics.json",
     params:
         sections=COMPARE_PARAMS,

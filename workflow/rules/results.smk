@@ -32,7 +32,12 @@ rule evaluate:
         "data/prepared",
         "models",
     output:
-        directory("results"),
+        report(
+            directory("results"),
+            patterns=["{name}/per_class_iou.csv"],
+            caption="../report/results.rst",
+            category="Trained models",
+        ),
     params:
         sections=stage_params("evaluate"),
     log:
@@ -57,7 +62,12 @@ rule report:
         "compare/compare.csv",
         "results",
     output:
-        directory("report"),
+        report(
+            directory("report"),
+            patterns=["figures/{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
     params:
         sections=stage_params("report"),
     log:

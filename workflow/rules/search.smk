@@ -95,9 +95,13 @@ rule search:
         ],
         f"search/controller/round_{_round(SEARCH_ROUNDS - 1)}.pt",
     output:
-        archs="search/archs.csv",
+        archs=report(
+            "search/archs.csv", caption="../report/search_archs.rst", category="Search"
+        ),
         timings="search/timings.csv",
-        controller_stats="search/controller.csv",
+        controller_stats=report(
+            "search/controller.csv", caption="../report/search_controller.rst", category="Search"
+        ),
         top="search/top.json",
         metrics="search/metrics.json",
         controller="search/controller/final.pt",
