@@ -9,7 +9,8 @@ epoch second and writes ``START <t> <commit>`` first and ``EXIT <rc> <t>`` last 
 
 Copies reports, figures, CSV and JSON metrics (never checkpoints, ONNX files or data) and
 writes ``summary.json``: the report's headline numbers plus ``wall_clock_s``,
-``wall_clock_s_per_stage``, ``commit``, ``command`` and ``findings``.
+``wall_clock_s_per_stage``, ``commit``, ``command`` and ``findings`` (also as a table,
+``findings.md``).
 """
 
 from __future__ import annotations
@@ -107,6 +108,32 @@ def findings(summary: dict, max_params: int, budget_s: int) -> dict:
     }
 
 
+PAPER = {
+    "rho_at_least_0.6_in_both_groups": "rho 0.734 controller, 0.904 random (Fig. 9)",
+    "search_last_quarter_above_first": "rewards rise through the search (Fig. 5)",
+    "controller_mean_above_random": "the controller beats random sampling (Fig. 8)",
+    "top0_within_1_point_of_arch0_at_most_max_params": "arch0 is the search's best (Table 1)",
+    "pipeline_within_budget": "(this project: the whole CamVid pipeline in <= 2 h on 2 cores)",
+}
+
+
+def _values(finding: dict) -> str:
+    return ", ".join(
+        f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in finding.items()
+        if key != "met"
+    )
+
+
+def findings_markdown(summary: dict) -> str:
+    """The findings as a table: each rule, the paper's finding, the measured values, met."""
+    lines = ["| finding | paper | measured | met |", "|---|---|---|---|"]
+    for name, finding in summary["findings"].items():
+        met = "**met**" if finding["met"] else "**not met**"
+        lines.append(f"| {name} | {PAPER[name]} | {_values(finding)} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
 def collect(run: Path, log: Path, out: Path, max_params: int, budget_s: int) -> dict:
     """Copy the small outputs of ``run`` into ``out`` and write ``out/summary.json``."""
     commit, walls, total = stage_walls(log.read_text().splitlines())
@@ -121,6 +148,7 @@ def collect(run: Path, log: Path, out: Path, max_params: int, budget_s: int) -> 
             shutil.copyfile(source, target)
     shutil.copyfile(log, out / "run.log")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (out / "findings.md").write_text(findings_markdown(summary))
     return summary
 
 

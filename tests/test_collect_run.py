@@ -85,8 +85,13 @@ def test_collect_copies_small_outputs_only_and_writes_the_summary(tmp_path):
     assert json.loads((out / "summary.json").read_text()) == written
     copied = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert copied == [
+        "findings.md",
         "models/arch0/train.json",
         "report/figures/fig5.png",
         "run.log",
         "summary.json",
     ]
+    table = (out / "findings.md").read_text().splitlines()
+    assert len(table) == 2 + len(written["findings"])
+    assert table[-1].startswith("| pipeline_within_budget |") and "wall_clock_s 1091" in table[-1]
+    assert table[-1].endswith("| **met** |")
