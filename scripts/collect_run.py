@@ -22,6 +22,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from segnas.io import write_json, write_text
+
 COMMAND = "segnas config use camvid-cpu && dvc repro"
 SMALL_OUTPUTS = (
     "params.yaml",
@@ -147,8 +149,8 @@ def collect(run: Path, log: Path, out: Path, max_params: int, budget_s: int) -> 
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
     shutil.copyfile(log, out / "run.log")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    (out / "findings.md").write_text(findings_markdown(summary))
+    write_json(out / "summary.json", summary)
+    write_text(out / "findings.md", findings_markdown(summary))
     return summary
 
 
