@@ -16,13 +16,12 @@ writes ``summary.json``: the report's headline numbers plus ``wall_clock_s``,
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import sys
 from pathlib import Path
 
-from segnas.io import write_json, write_text
+from segnas.io import read_json, write_json, write_text
 
 COMMAND = "segnas config use camvid-cpu && dvc repro"
 SMALL_OUTPUTS = (
@@ -139,7 +138,7 @@ def findings_markdown(summary: dict) -> str:
 def collect(run: Path, log: Path, out: Path, max_params: int, budget_s: int) -> dict:
     """Copy the small outputs of ``run`` into ``out`` and write ``out/summary.json``."""
     commit, walls, total = stage_walls(log.read_text().splitlines())
-    summary = json.loads((run / "report" / "summary.json").read_text())
+    summary = read_json(run / "report" / "summary.json")
     summary.update(wall_clock_s=total, wall_clock_s_per_stage=walls, commit=commit, command=COMMAND)
     summary["findings"] = findings(summary, max_params, budget_s)
     out.mkdir(parents=True, exist_ok=True)
