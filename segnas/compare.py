@@ -11,6 +11,7 @@ CSV and the metrics (Spearman's rank correlation between the two setups per grou
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import random
@@ -23,16 +24,16 @@ from typing import Any, TextIO
 import torch
 
 from .errors import ArtifactError, ConfigError
-from .io import read_json, remove_stale_temps_under, sha256_json, write_json, write_text
+from .io import remove_stale_temps_under, sha256_json, write_json, write_text
+from .jobs import EvaluationJob, Evaluations, evaluate_to_file, read_stamped
 from .progress import Progress
 from .provenance import KEY as PROVENANCE
 from .search.controller import Controller
-from .search.recipe import EvalResult, EvalSetup, worker_died_result
+from .search.recipe import EvalResult, EvalSetup
 from .search.steps import EvaluatorSpec
 from .seeds import derive_seed
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
 from .stats import compare_evidence
-from .workers import WorkerPool
 
 GROUPS = ("controller", "random")
 SETUPS = ("search", "long")
@@ -101,12 +102,8 @@ class CompareLayout:
         return [(g, s, i) for g in GROUPS for s in SETUPS for i in range(num_archs)]
 
 
-def _check_hash(path: Path, payload: dict, params_hash: str) -> None:
-    if payload.get("params_hash") != params_hash:
-        raise ArtifactError(
-            f"{path} was written with params hash {payload.get('params_hash')}, not the current "
-            f"{params_hash}; delete the compare directory and rerun"
-        )
+# What a step says when a file of the comparison carries another params hash.
+STALE = "delete the compare directory and rerun"
 
 
 def draw_architectures(
@@ -137,11 +134,9 @@ def write_samples(
 ) -> dict[str, list[Genotype]]:
     """Write (or reuse) ``samples.json``."""
     if layout.samples.is_file():
-        payload = read_json(layout.samples)
-        _check_hash(layout.samples, payload, params_hash)
-        return {g: [space.from_list(x) for x in payload["samples"][g]] for g in GROUPS}
+        return read_samples(layout, params_hash, space)
     drawn = draw_architectures(controller, config.num_archs, seed, space)
-    samples = {g: [x.to_list() for x in drawn[g]] for g in GROUPS}
+    samples = {g: [x.to_record() for x in drawn[g]] for g in GROUPS}
     write_json(layout.samples, {"params_hash": params_hash, "samples": samples})
     return drawn
 
@@ -149,9 +144,14 @@ def write_samples(
 def read_samples(
     layout: CompareLayout, params_hash: str, space: SearchSpace = DEFAULT_SPACE
 ) -> dict[str, list[Genotype]]:
-    payload = read_json(layout.samples)
-    _check_hash(layout.samples, payload, params_hash)
-    return {g: [space.from_list(x) for x in payload["samples"][g]] for g in GROUPS}
+    payload = read_stamped(layout.samples, params_hash, STALE)
+    return {
+        g: [
+            space.from_record(record, f"{layout.samples} {g} {i}")
+            for i, record in enumerate(payload["samples"][g])
+        ]
+        for g in GROUPS
+    }
 
 
 def evaluate_job(
@@ -170,17 +170,32 @@ def evaluate_job(
     """
     if group not in GROUPS or setup not in SETUPS:
         raise ConfigError(f"compare: group must be one of {GROUPS} and setup one of {SETUPS}")
+
+    def locate() -> tuple[Genotype, int]:
+        samples = read_samples(layout, params_hash, space)
+        if not 0 <= index < len(samples[group]):
+            raise ConfigError(f"{layout.samples} has no {group} architecture {index}")
+        return samples[group][index], derive_seed(seed, "compare", group, index)
+
     path = layout.evaluation(group, setup, index)
-    if path.is_file():
-        payload = read_json(path)
-        _check_hash(path, payload, params_hash)
-        return EvalResult.from_dict(payload["result"])
-    samples = read_samples(layout, params_hash, space)
-    if not 0 <= index < len(samples[group]):
-        raise ConfigError(f"{layout.samples} has no {group} architecture {index}")
-    result = evaluate(samples[group][index], derive_seed(seed, "compare", group, index))
-    write_json(path, {"params_hash": params_hash, "result": result.to_dict()})
-    return result
+    return evaluate_to_file(path, params_hash, STALE, locate, evaluate)
+
+
+def evaluation_job(
+    layout: CompareLayout,
+    params_hash: str,
+    seed: int,
+    group: str,
+    setup: str,
+    index: int,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> EvaluationJob:
+    """Architecture ``index`` of ``group`` in ``setup`` as a job for ``segnas.jobs.Evaluations``
+    (its evaluator recipe is named after the setup)."""
+    step = functools.partial(
+        evaluate_job, layout, params_hash, seed, group, setup, index, space=space
+    )
+    return EvaluationJob(step, setup, str(layout.evaluation(group, setup, index)))
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
@@ -241,8 +256,7 @@ def assemble(
                 path = layout.evaluation(group, setup, index)
                 if not path.is_file():
                     raise ArtifactError(f"{path} is missing; run compare evaluate for it first")
-                payload = read_json(path)
-                _check_hash(path, payload, params_hash)
+                payload = read_stamped(path, params_hash, STALE)
                 results[setup].append(EvalResult.from_dict(payload["result"]))
         for index in range(config.num_archs):
             short, long = results["search"][index], results["long"][index]
@@ -285,25 +299,6 @@ def assemble(
     return metrics
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_init(worker_index: int, specs: dict[str, EvaluatorSpec]) -> None:
-    """Remember the recipes; each setup's evaluator is built at its first job, so that its
-    errors reach the caller."""
-    del worker_index  # every worker uses the configured device
-    _WORKER.clear()
-    _WORKER["specs"] = specs
-
-
-def _worker_job(
-    root: str, params_hash: str, seed: int, group: str, setup: str, index: int
-) -> EvalResult:
-    if setup not in _WORKER:
-        _WORKER[setup] = _WORKER["specs"][setup].build()
-    return evaluate_job(CompareLayout(root), params_hash, seed, group, setup, index, _WORKER[setup])
-
-
 def run_compare(
     layout: CompareLayout,
     controller: Controller,
@@ -323,46 +318,12 @@ def run_compare(
     jobs = layout.jobs(config.num_archs)
     missing = [job for job in jobs if not layout.evaluation(*job).is_file()]
     progress = Progress("compare", len(jobs), stream=stream, done=len(jobs) - len(missing))
-    if config.workers > 1 and missing:
 
-        def retry(job: tuple[str, str, int]) -> None:
-            stream.write(
-                f"[compare] the worker evaluating {layout.evaluation(*job)} died; "
-                "retrying it once\n"
-            )
+    def finished(job: EvaluationJob, result: EvalResult) -> None:
+        progress.update(extra=f"{Path(job.where).stem} reward {result.reward:.4f}")
 
-        def died(job: tuple[str, str, int], reason: str) -> None:
-            stream.write(
-                f"[compare] the worker evaluating {layout.evaluation(*job)} died again; "
-                "recorded as worker_died with reward 0\n"
-            )
-            group, setup, index = job
-            evaluate_job(
-                layout,
-                params_hash,
-                seed,
-                group,
-                setup,
-                index,
-                lambda genotype, _seed: worker_died_result(genotype, reason),
-                space,
-            )
-            progress.update()
-
-        with WorkerPool(config.workers, _worker_init, (specs,)) as pool:
-            pool.run(
-                _worker_job,
-                {job: (str(layout.root), params_hash, seed, *job) for job in missing},
-                lambda job, result: progress.update(),
-                died,
-                retry,
-            )
-    else:
-        built: dict[str, Callable] = {}
-        for group, setup, index in missing:
-            if setup not in built:
-                built[setup] = specs[setup].build()
-            evaluate = built[setup]
-            result = evaluate_job(layout, params_hash, seed, group, setup, index, evaluate, space)
-            progress.update(extra=f"{group} {setup} #{index} reward {result.reward:.4f}")
+    with Evaluations(specs, config.workers, "compare", stream) as evaluations:
+        evaluations.run(
+            [evaluation_job(layout, params_hash, seed, *job, space) for job in missing], finished
+        )
     return assemble(layout, config, params_hash, space, specs["search"].provenance())

@@ -13,7 +13,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import GenotypeError
@@ -78,6 +78,10 @@ class Genotype:
 
     def __str__(self) -> str:
         return self.to_text()
+
+    def to_record(self) -> dict[str, str]:
+        """The form stored in the pipeline's files: the readable text and its hash."""
+        return {"genotype": self.to_text(), "hash": self.hash}
 
     @property
     def hash(self) -> str:
@@ -271,6 +275,21 @@ class SearchSpace:
                 raise GenotypeError(f"block {i} {part!r} is not of the form loc1-loc2-tT-rR-sS")
             blocks.append(Block(*(int(v) for v in found.groups())))
         return self.validate(Genotype(tuple(templates), tuple(blocks)))
+
+    def from_record(self, record: Mapping[str, object], where: str) -> Genotype:
+        """The genotype of a stored record (:meth:`Genotype.to_record`), its hash checked;
+        ``where`` names the file in errors."""
+        try:
+            genotype = self.from_text(str(record["genotype"]))
+        except (KeyError, TypeError, GenotypeError) as exc:
+            raise GenotypeError(f"{where}: no readable genotype record {record!r} ({exc})") from exc
+        if genotype.hash != record.get("hash"):
+            raise GenotypeError(
+                f"{where}: genotype {record['genotype']!r} has hash {genotype.hash}, not the "
+                f"stored {record.get('hash')!r}; the file was edited or damaged: delete it and "
+                "rerun"
+            )
+        return genotype
 
     def parse(self, text: str) -> Genotype:
         """Parse either the readable text form or the JSON form."""

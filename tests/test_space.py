@@ -62,6 +62,19 @@ def test_hash_is_stable_and_distinguishes():
     assert len(arch0.hash) == 12
 
 
+def test_stored_record_round_trips_and_refuses_an_edited_genotype():
+    space = SearchSpace()
+    genotype = space.sample(random.Random(3))
+    record = genotype.to_record()
+    assert record == {"genotype": genotype.to_text(), "hash": genotype.hash}
+    assert space.from_record(json.loads(json.dumps(record)), "samples.json") == genotype
+    other = space.sample(random.Random(4)).to_text()
+    with pytest.raises(GenotypeError, match=r"samples\.json 2: genotype .* not the stored"):
+        space.from_record({**record, "genotype": other}, "samples.json 2")
+    with pytest.raises(GenotypeError, match=r"samples\.json 2: no readable genotype"):
+        space.from_record({"hash": genotype.hash}, "samples.json 2")
+
+
 def test_release_encoding_round_trips_exactly():
     for name, encoded in RELEASED.items():
         assert published(name).to_release() == encoded

@@ -10,6 +10,7 @@ search resumes from its last completed evaluation. Every random choice derives f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ArtifactError, ConfigError
-from ..io import read_json, write_json
+from ..io import write_json
+from ..jobs import EvaluationJob, check_stamp, evaluate_to_file, read_stamped
 from ..provenance import provenance
 from ..published import resolve_genotype
 from ..seeds import derive_seed
@@ -63,13 +65,11 @@ class SearchLayout:
         return self.controller_dir / "final.pt"
 
 
-def _check_hash(path: Path, payload: dict, params_hash: str) -> None:
-    if payload.get("params_hash") != params_hash:
-        raise ArtifactError(
-            f"{path} was written with params hash {payload.get('params_hash')} but the current "
-            f"params hash is {params_hash}; rerun the local search (it continues an extended "
-            "search and moves a search made with other params aside)"
-        )
+# What a step says when a file of the search carries another params hash.
+STALE = (
+    "rerun the local search (it continues an extended search and moves a search made with "
+    "other params aside)"
+)
 
 
 def _check_position(config: SearchConfig, round_index: int, index: int | None = None) -> None:
@@ -110,7 +110,7 @@ def load_trainer(
         return trainer
     path = layout.checkpoint(after_round)
     payload = read_checkpoint(path)
-    _check_hash(path, payload, params_hash)
+    check_stamp(path, payload, params_hash, STALE)
     trainer.controller.load_state_dict(payload["state_dict"])
     trainer.load_state_dict(payload["ppo"])
     return trainer
@@ -140,9 +140,7 @@ def sample_round(
     _check_position(config, round_index)
     path = layout.samples(round_index)
     if path.is_file():
-        payload = read_json(path)
-        _check_hash(path, payload, params_hash)
-        return payload["samples"]
+        return read_stamped(path, params_hash, STALE)["samples"]
     trainer = load_trainer(layout, config, params_hash, round_index - 1, space)
 
     def draw() -> list[dict]:
@@ -152,15 +150,7 @@ def sample_round(
                 derive_seed(config.seed, "sample", round_index, index)
             )
             genotype, log_prob = trainer.controller.sample(generator)
-            samples.append(
-                {
-                    "index": index,
-                    "genotype": genotype.to_list(),
-                    "text": genotype.to_text(),
-                    "hash": genotype.hash,
-                    "log_prob": log_prob,
-                }
-            )
+            samples.append({"index": index, **genotype.to_record(), "log_prob": log_prob})
         return samples
 
     samples = _controller_step(draw)
@@ -209,44 +199,54 @@ def evaluate_index(
 ) -> EvalResult:
     """Evaluate sample ``index`` of ``round_index`` and write its result file (or reuse it)."""
     _check_position(config, round_index, index)
-    path = layout.evaluation(round_index, index)
-    if path.is_file():
-        payload = read_json(path)
-        _check_hash(path, payload, params_hash)
-        return EvalResult.from_dict(payload["result"])
-    samples_path = layout.samples(round_index)
-    samples = read_json(samples_path)
-    _check_hash(samples_path, samples, params_hash)
-    if not 0 <= index < len(samples["samples"]):
-        raise ConfigError(f"{samples_path} has no sample {index}")
-    genotype = space.from_list(samples["samples"][index]["genotype"])
-    result = evaluate(genotype, derive_seed(config.seed, "eval", round_index, index))
-    write_json(
-        path,
-        {
-            "params_hash": params_hash,
-            "round": round_index,
-            "index": index,
-            "result": result.to_dict(),
-        },
+
+    def locate() -> tuple[Genotype, int]:
+        samples_path = layout.samples(round_index)
+        samples = read_stamped(samples_path, params_hash, STALE)["samples"]
+        if not 0 <= index < len(samples):
+            raise ConfigError(f"{samples_path} has no sample {index}")
+        genotype = space.from_record(samples[index], f"{samples_path} sample {index}")
+        return genotype, derive_seed(config.seed, "eval", round_index, index)
+
+    return evaluate_to_file(
+        layout.evaluation(round_index, index),
+        params_hash,
+        STALE,
+        locate,
+        evaluate,
+        {"round": round_index, "index": index},
     )
-    return result
+
+
+def evaluation_job(
+    layout: SearchLayout,
+    config: SearchConfig,
+    params_hash: str,
+    round_index: int,
+    index: int,
+    space: SearchSpace = DEFAULT_SPACE,
+) -> EvaluationJob:
+    """Sample ``index`` of ``round_index`` as a job for ``segnas.jobs.Evaluations`` (the
+    evaluator recipe ``search``)."""
+    step = functools.partial(
+        evaluate_index, layout, config, params_hash, round_index, index, space=space
+    )
+    where = f"round {round_index} architecture {index} ({layout.evaluation(round_index, index)})"
+    return EvaluationJob(step, "search", where)
 
 
 def _read_round(
     layout: SearchLayout, params_hash: str, round_index: int, space: SearchSpace
 ) -> list[tuple[Genotype, float, EvalResult]]:
     samples_path = layout.samples(round_index)
-    samples = read_json(samples_path)
-    _check_hash(samples_path, samples, params_hash)
+    samples = read_stamped(samples_path, params_hash, STALE)
     out = []
     for sample in samples["samples"]:
         path = layout.evaluation(round_index, sample["index"])
         if not path.is_file():
             raise ArtifactError(f"{path} is missing; evaluate round {round_index} first")
-        payload = read_json(path)
-        _check_hash(path, payload, params_hash)
-        genotype = space.from_list(sample["genotype"])
+        payload = read_stamped(path, params_hash, STALE)
+        genotype = space.from_record(sample, f"{samples_path} sample {sample['index']}")
         out.append((genotype, float(sample["log_prob"]), EvalResult.from_dict(payload["result"])))
     return out
 
@@ -263,7 +263,7 @@ def update_round(
     path = layout.checkpoint(round_index)
     if path.is_file():
         payload = read_checkpoint(path)
-        _check_hash(path, payload, params_hash)
+        check_stamp(path, payload, params_hash, STALE)
         return payload["stats"]
     results = _read_round(layout, params_hash, round_index, space)
     trainer = load_trainer(layout, config, params_hash, round_index - 1, space)
@@ -300,7 +300,7 @@ def round_stats(layout: SearchLayout, config: SearchConfig, params_hash: str) ->
     for round_index in range(config.rounds):
         path = layout.checkpoint(round_index)
         payload = read_checkpoint(path)
-        _check_hash(path, payload, params_hash)
+        check_stamp(path, payload, params_hash, STALE)
         stats.append(payload["stats"])
     return stats
 
