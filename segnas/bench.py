@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
+from .complexity import Timing, count_flops
 from .device import device_name
-from .facts import Timing, count_flops
 from .inference import optimize_for_inference
 from .loss import segmentation_loss
 from .model import FINAL_CONFIG, SEARCH_CONFIG, build_model

@@ -19,11 +19,11 @@ from PIL import Image
 from torch import nn
 
 from .checkpoint import BEST, LAST, load_checkpoint, load_trained
+from .complexity import count_flops, count_params, measure_latency, state_dict_bytes
 from .data.dataset import SegmentationDataset, read_pair
 from .data.prepared import PreparedDataset
 from .device import device_name
 from .export import OnnxCheck, export_and_check
-from .facts import count_flops, count_params, measure_latency, state_dict_bytes
 from .inference import OnnxRuntimeModel
 from .io import atomic_path, write_json, write_text
 from .predict import colourise, maybe_optimize, predict_labels

@@ -39,7 +39,7 @@ class SizeCap:
 
     def params(self, genotype: Genotype) -> int:
         """Parameters of ``genotype``'s final network."""
-        from .facts import count_params
+        from .complexity import count_params
         from .model import build_model
 
         model = build_model(genotype, self.num_classes, self.agg_width, self.sep_conv_units)

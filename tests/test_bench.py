@@ -8,7 +8,7 @@ from torch import nn
 
 from segnas import bench
 from segnas.cli import main
-from segnas.facts import Timing, count_flops
+from segnas.complexity import Timing, count_flops
 from segnas.model import SEARCH_CONFIG, build_model
 from segnas.published import published
 

@@ -14,12 +14,12 @@ from config_values import train_config
 from PIL import Image
 
 from segnas.checkpoint import BEST, LAST, load_checkpoint
+from segnas.complexity import count_params
 from segnas.data.dataset import SegmentationDataset
 from segnas.data.prepare import prepare_dataset
 from segnas.data.prepared import load_prepared
 from segnas.evaluate import evaluate_checkpoint, model_facts, pick_checkpoint, training_history
-from segnas.facts import count_params
-from segnas.fulltrain import build_datasets, train_model
+from segnas.final_training import build_datasets, train_model
 from segnas.model import build_model
 from segnas.published import resolve_genotype
 from segnas.scoring import ResizeInput, score_model

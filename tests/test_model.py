@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from segnas.facts import count_params
+from segnas.complexity import count_params
 from segnas.model import FINAL_CONFIG, SEARCH_CONFIG, build_decoder, build_model
 from segnas.ops import Aggregation
 from segnas.published import published

@@ -46,26 +46,20 @@ def _run(args: list[str], cwd: Path, check: bool = True) -> str:
     return output
 
 
+def commit_all(workspace: Path, message: str) -> None:
+    """``git add -A`` and commit, as a test user."""
+    _run(["git", "add", "-A"], workspace)
+    identity = ["-c", "user.name=segnas", "-c", "user.email=ci@segnas.invalid"]
+    _run(["git", *identity, "commit", "-qm", message], workspace)
+
+
 def make_workspace(path: Path) -> Path:
     """A fresh copy of the pipeline's sources (no outputs), committed to its own git repository
     (like a clone: DVCLive needs a commit)."""
     path.mkdir(parents=True, exist_ok=True)
     copy_sources(REPO, path)
     _run(["git", "init", "-q"], path)
-    _run(["git", "add", "-A"], path)
-    _run(
-        [
-            "git",
-            "-c",
-            "user.name=segnas",
-            "-c",
-            "user.email=ci@segnas.invalid",
-            "commit",
-            "-qm",
-            "sources",
-        ],
-        path,
-    )
+    commit_all(path, "sources")
     return path
 
 
@@ -196,7 +190,7 @@ def test_stem_cache_code_is_not_a_dependency_of_prepare_or_split():
 
 
 def test_training_loop_is_a_dependency_of_train_only():
-    assert _stages_importing("segnas/fulltrain.py") == {"train"}
+    assert _stages_importing("segnas/final_training.py") == {"train"}
 
 
 def test_dvc_data_deps_are_upstream_outputs():
@@ -263,9 +257,12 @@ def test_snakemake_lint_is_clean(tmp_path):
 
 @pytest.fixture(scope="module")
 def dvc_clean(tmp_path_factory):
+    """A clean ``dvc repro``: the workspace, the stages it ran, the output hashes and the search
+    metrics (tests that use it change its params later)."""
     workspace = make_workspace(tmp_path_factory.mktemp("dvc") / "ws")
     ran = dvc_repro(workspace)
-    return workspace, ran, stage_hashes(workspace)
+    search = json.loads((workspace / "search" / "metrics.json").read_text(encoding="utf-8"))
+    return workspace, ran, stage_hashes(workspace), search
 
 
 @pytest.fixture(scope="module")
@@ -401,8 +398,48 @@ def test_dvc_status_lists_only_the_stages_that_import_an_edited_module(dvc_clean
         "search",
         "compare",
     }
-    assert _dvc_status_after_editing(workspace, "segnas/fulltrain.py") == {"train"}
+    assert _dvc_status_after_editing(workspace, "segnas/final_training.py") == {"train"}
     assert "up to date" in _run(["dvc", "status"], workspace)
+
+
+def _queue_finished(workspace: Path, timeout_s: float = 1800) -> str:
+    """Wait until the experiment queue has no queued or running task and no worker."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = _run(["dvc", "queue", "status"], workspace)
+        busy = re.search(r"\b(Queued|Running)\b", status)
+        if not busy and re.search(r"Worker status: 0 active", status):
+            return status
+        time.sleep(5)
+    _run(["dvc", "queue", "stop", "--kill"], workspace, check=False)
+    raise AssertionError(f"the experiment queue did not finish in {timeout_s} s:\n{status}")
+
+
+@pytest.mark.slow
+def test_a_queued_sweep_of_two_search_seeds_runs_and_exp_show_lists_both(dvc_clean):
+    """The sweep of docs/pipeline.md: two search seeds queued as DVC experiments, run in the
+    background by ``dvc queue start``, then compared by ``dvc exp show``. The seeds are the two
+    this module's runs used, so DVC restores what it can and reruns only what it must; the
+    experiment of the first seed reproduces the clean run's search metrics."""
+    workspace = dvc_clean[0]
+    commit_all(workspace, "results")
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    first = params["seed"] if params["search"]["seed"] is None else params["search"]["seed"]
+    seeds = [first, first + 1]
+    for seed in seeds:
+        _run(["dvc", "exp", "run", "--queue", "-S", f"{SEARCH_SEED_KEY}={seed}"], workspace)
+    _run(["dvc", "queue", "start", "--jobs", "1"], workspace)
+    status = _queue_finished(workspace)
+    assert "Failed" not in status, status
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], workspace))
+    found = {}
+    for commit in shown:
+        for experiment in commit.get("experiments") or []:
+            data = experiment["revs"][0]["data"]
+            seed = data["params"]["params.yaml"]["data"]["search"]["seed"]
+            found[seed] = data["metrics"]["search/metrics.json"]["data"]
+    assert sorted(found) == sorted(seeds), found
+    assert found[first]["best_reward"] == dvc_clean[3]["best_reward"]
 
 
 @pytest.mark.slow
@@ -421,7 +458,20 @@ def test_snakemake_reruns_only_what_a_change_affects(snakemake_clean):
     assert snakemake_plan(workspace) == []
     _change_search_seed(workspace)
     planned = snakemake_plan(workspace)
+    (workspace / "params.yaml").write_bytes(original)
     assert planned[0] == "search" and set(planned) == SEARCH_ONWARD, planned
+
+
+@pytest.mark.slow
+def test_dvc_commit_adopts_a_snakemake_run_and_then_has_nothing_to_run(snakemake_clean):
+    """The engines agree the other way round: outputs Snakemake made (e.g. on SLURM) are what
+    DVC's stages declare, so ``dvc commit`` records them in dvc.lock and DVC reruns nothing."""
+    workspace = snakemake_clean[0]
+    assert "up to date" not in _run(["dvc", "status"], workspace)  # no dvc.lock yet
+    _run(["dvc", "commit", "--force"], workspace)
+    assert "up to date" in _run(["dvc", "status"], workspace)
+    assert dvc_repro(workspace) == []
+    assert stage_hashes(workspace) == snakemake_clean[2]
 
 
 # ---------------------------------------------------------------- slow: SLURM executor

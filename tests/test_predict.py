@@ -13,7 +13,7 @@ from PIL import Image
 from segnas.cli import main
 from segnas.data.prepare import prepare_dataset
 from segnas.data.prepared import load_prepared
-from segnas.fulltrain import build_datasets, train_model
+from segnas.final_training import build_datasets, train_model
 from segnas.predict import colourise, overlay
 from segnas.published import resolve_genotype
 

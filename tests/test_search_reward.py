@@ -5,9 +5,9 @@ import torch
 from config_values import TEST_EVAL, quickstart_section
 from search_project import make_project, tiny_params
 
+from segnas.complexity import count_params
 from segnas.config import load_config
 from segnas.errors import ConfigError
-from segnas.facts import count_params
 from segnas.metrics import reward_from_scores
 from segnas.model import build_model
 from segnas.published import resolve_genotype

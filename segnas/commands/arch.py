@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..complexity import count_flops, count_params, output_stride, state_dict_bytes
 from ..errors import ConfigError
-from ..facts import count_flops, count_params, output_stride, state_dict_bytes
 from ..model import FINAL_CONFIG, SEARCH_CONFIG, build_model
 from ..published import resolve_genotype
 from ..space import DEFAULT_SPACE, Genotype

@@ -15,8 +15,8 @@ import time
 
 import torch
 
+from ..complexity import count_flops, count_params, measure_latency
 from ..errors import SegnasError
-from ..facts import count_flops, count_params, measure_latency
 from ..metrics import reward_from_scores
 from ..model import SegmentationNet, build_model
 from ..seeds import derive_seed

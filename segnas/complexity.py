@@ -1,4 +1,4 @@
-"""Model facts: parameters, FLOPs, state-dict size, output stride and inference latency."""
+"""Model complexity: parameters, FLOPs, state-dict size, output stride and inference latency."""
 
 from __future__ import annotations
 

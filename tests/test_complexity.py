@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from segnas.facts import (
+from segnas.complexity import (
     count_flops,
     count_params,
     measure_latency,

@@ -21,7 +21,7 @@ from segnas.config import load_config
 from segnas.data.prepare import prepare_dataset
 from segnas.data.prepared import load_prepared
 from segnas.errors import ArtifactError, ConfigError
-from segnas.fulltrain import (
+from segnas.final_training import (
     TrainJob,
     build_datasets,
     median_frequency_weights,
@@ -204,7 +204,7 @@ def test_class_weighted_training_records_the_weights(prepared_root, tmp_path):
 KILLED_RUN = """
 import sys, torch
 sys.path.insert(0, {tests!r})
-from test_fulltrain import run
+from test_final_training import run
 from pathlib import Path
 torch.set_num_threads(1)
 run(Path({root!r}), Path({out!r}), epochs={epochs})
@@ -277,7 +277,7 @@ def test_top_k_skips_search_results_over_the_size_cap(tmp_path):
 def test_a_diverging_training_stops_with_a_named_error_and_no_nan_checkpoint(
     prepared_root, tmp_path
 ):
-    from segnas.fulltrain import TrainingDiverged
+    from segnas.final_training import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match=r"train\.lr") as caught:
         run(prepared_root, tmp_path / "m", lr=1e6, epochs=4)
