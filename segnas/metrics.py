@@ -6,7 +6,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 IGNORE_INDEX = 255
 
@@ -30,18 +29,29 @@ class ConfusionMatrix:
         """Add a batch: ``prediction`` is logits (N, K, h, w) or labels (N, H, W)."""
         if prediction.dim() == 4:
             prediction = upsample_logits(prediction, tuple(target.shape[-2:])).argmax(dim=1)
-        matrix = multiclass_confusion_matrix(
+        self.matrix += confusion_counts(
             prediction.reshape(-1).cpu(),
             target.reshape(-1).long().cpu(),
-            num_classes=self.num_classes,
-            ignore_index=self.ignore_index,
-            validate_args=False,
+            self.num_classes,
+            self.ignore_index,
         )
-        self.matrix += matrix.to(torch.int64)
 
     def scores(self) -> dict[str, float | list[float]]:
         """mIoU, mean per-class accuracy, frequency-weighted IoU, pixel accuracy, per-class IoU."""
         return scores_from_confusion(self.matrix)
+
+
+def confusion_counts(
+    prediction: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int
+) -> torch.Tensor:
+    """The ``num_classes`` x ``num_classes`` counts of (truth, prediction) pairs of two flat
+    label tensors, pixels whose truth is ``ignore_index`` left out."""
+    keep = target != ignore_index
+    pairs = target[keep] * num_classes + prediction[keep]
+    if pairs.numel() and (int(pairs.min()) < 0 or int(pairs.max()) >= num_classes**2):
+        raise ValueError(f"labels outside 0..{num_classes - 1} (and not {ignore_index})")
+    counts = torch.bincount(pairs, minlength=num_classes**2)
+    return counts.reshape(num_classes, num_classes).to(torch.int64)
 
 
 def scores_from_confusion(matrix: torch.Tensor) -> dict[str, float | list[float]]:

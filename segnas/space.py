@@ -278,16 +278,23 @@ class SearchSpace:
 
     def from_record(self, record: Mapping[str, object], where: str) -> Genotype:
         """The genotype of a stored record (:meth:`Genotype.to_record`), its hash checked;
-        ``where`` names the file in errors."""
+        ``where`` names the file in errors. Records of files written before the text form
+        (the JSON list form) are read too, so a search begun then resumes."""
+        stored = record.get("genotype")
         try:
-            genotype = self.from_text(str(record["genotype"]))
-        except (KeyError, TypeError, GenotypeError) as exc:
-            raise GenotypeError(f"{where}: no readable genotype record {record!r} ({exc})") from exc
+            if isinstance(stored, list):
+                genotype = self.from_list(stored)
+            else:
+                genotype = self.from_text(str(stored))
+        except GenotypeError as exc:
+            raise GenotypeError(
+                f"{where}: no readable genotype in {record!r} ({exc}); the file was edited or "
+                "damaged: delete it and rerun"
+            ) from exc
         if genotype.hash != record.get("hash"):
             raise GenotypeError(
-                f"{where}: genotype {record['genotype']!r} has hash {genotype.hash}, not the "
-                f"stored {record.get('hash')!r}; the file was edited or damaged: delete it and "
-                "rerun"
+                f"{where}: genotype {stored!r} has hash {genotype.hash}, not the stored "
+                f"{record.get('hash')!r}; the file was edited or damaged: delete it and rerun"
             )
         return genotype
 

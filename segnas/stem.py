@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from .errors import ConfigError
 from .io import torch_load_reason
@@ -27,6 +26,10 @@ class MobileNetV2Stem(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        # torchvision is imported where it is used: importing it takes seconds, which every
+        # process of a fanned-out stage would pay even when it builds no network
+        from torchvision.models import mobilenet_v2
+
         features = mobilenet_v2(weights=None).features
         self.to_quarter = nn.Sequential(*features[:4])
         self.to_eighth = nn.Sequential(*features[4:7])
@@ -37,6 +40,8 @@ class MobileNetV2Stem(nn.Module):
 
 
 def _imagenet_state_dict() -> dict[str, torch.Tensor]:
+    from torchvision.models import MobileNet_V2_Weights
+
     weights = MobileNet_V2_Weights.IMAGENET1K_V1
     try:
         return weights.get_state_dict(progress=False)

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from segnas.metrics import ConfusionMatrix, reward_from_scores, scores_from_confusion
+from segnas.metrics import (
+    ConfusionMatrix,
+    confusion_counts,
+    reward_from_scores,
+    scores_from_confusion,
+)
 
 
 def test_confusion_ignores_void_and_accumulates():
@@ -11,6 +16,20 @@ def test_confusion_ignores_void_and_accumulates():
     cm.update(torch.tensor([[0, 1, 1, 2]]), torch.tensor([[0, 1, 2, 255]]))
     cm.update(torch.tensor([[2]]), torch.tensor([[2]]))
     assert cm.matrix.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+
+
+def test_confusion_counts_equal_a_pixel_by_pixel_count():
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 5, (4000,), generator=generator)
+    target[torch.randint(0, 4000, (300,), generator=generator)] = 255
+    prediction = torch.randint(0, 5, (4000,), generator=generator)
+    expected = [[0] * 5 for _ in range(5)]
+    for truth, predicted in zip(target.tolist(), prediction.tolist(), strict=True):
+        if truth != 255:
+            expected[truth][predicted] += 1
+    assert confusion_counts(prediction, target, 5, 255).tolist() == expected
+    with pytest.raises(ValueError, match="labels outside 0..4"):
+        confusion_counts(prediction, torch.full((4000,), 7), 5, 255)
 
 
 def test_scores_by_hand():

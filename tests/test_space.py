@@ -73,6 +73,8 @@ def test_stored_record_round_trips_and_refuses_an_edited_genotype():
         space.from_record({**record, "genotype": other}, "samples.json 2")
     with pytest.raises(GenotypeError, match=r"samples\.json 2: no readable genotype"):
         space.from_record({"hash": genotype.hash}, "samples.json 2")
+    legacy = {"genotype": genotype.to_list(), "hash": genotype.hash}  # before the text form
+    assert space.from_record(json.loads(json.dumps(legacy)), "samples.json") == genotype
 
 
 def test_release_encoding_round_trips_exactly():

@@ -94,7 +94,7 @@ REGISTRY: tuple[Stage, ...] = (
             Output(f"{SEARCH}/timings.csv"),
             Output(f"{SEARCH}/controller.csv"),
             Output(f"{SEARCH}/top.json"),
-            Output(f"{SEARCH}/metrics.json", cache=False, metric=True),
+            Output(f"{SEARCH}/metrics.json", metric=True),
         ),
         run_only=("search.workers", "search.progress_interval"),
     ),
@@ -109,11 +109,11 @@ REGISTRY: tuple[Stage, ...] = (
                 cache=False,
                 note="not cached: DVC rewrites a cached single file after the stage, which "
                 "would make it\nnewer than the evaluations (Snakemake's compare_evaluate jobs) "
-                "that read it",
+                "that read it;\ngit keeps it instead (.gitignore leaves it out)",
             ),
             Output(f"{COMPARE}/evals"),
             Output(f"{COMPARE}/compare.csv"),
-            Output(f"{COMPARE}/metrics.json", cache=False, metric=True),
+            Output(f"{COMPARE}/metrics.json", metric=True),
         ),
         run_only=("search.workers", "search.progress_interval", "compare.workers"),
     ),
