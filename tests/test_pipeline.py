@@ -295,6 +295,21 @@ def test_two_clean_runs_give_identical_output_hashes(dvc_clean, snakemake_clean)
 
 
 @pytest.mark.slow
+def test_dvc_metrics_show_lists_miou_best_reward_and_rho(dvc_clean):
+    """``dvc metrics show`` lists the headline numbers with no edit: each trained model's test
+    mIoU, the search's best reward and each group's Spearman rho (``dvc exp show`` and
+    ``dvc metrics diff`` compare the same)."""
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dvc_clean[0]))
+    metrics = shown[""]["data"]
+    results = metrics["results/metrics.json"]["data"]
+    models = [name for name in results if name != "provenance"]
+    assert "arch0" in models and all(0 < results[m]["miou"] <= 1 for m in models)
+    assert metrics["search/metrics.json"]["data"]["best_reward"] == dvc_clean[3]["best_reward"]
+    compare = metrics["compare/metrics.json"]["data"]
+    assert all("spearman_rho" in compare[group] for group in ("controller", "random"))
+
+
+@pytest.mark.slow
 def test_snakemake_report_holds_the_tagged_outputs_with_captions(snakemake_clean):
     """`snakemake --report` renders the workflow description and every tagged output: the
     report stage's figures, the search and compare tables, each model's per-class IoU."""
