@@ -2,10 +2,15 @@
 
 N architectures are sampled from the trained controller and N uniformly from the search
 space. Each is evaluated in the search setup and in a longer one (phase 2 extended, 20 epochs
-in the paper) with the same seed, giving 4N independent evaluations that run locally or fan
-out (Snakemake/SLURM) through the same file-based steps as the search: ``sample`` writes
+in the paper) with the same seed, giving 4N evaluations that run locally or fan out
+(Snakemake/SLURM) through the same file-based steps as the search: ``sample`` writes
 ``samples.json``, ``evaluate`` one ``evals/<group>_<setup>_<index>.json``, ``assemble`` the
 CSV and the metrics (Spearman's rank correlation between the two setups per group).
+
+When the search setup is phase 1 alone (``search_setup_in_long``), the longer evaluation
+passes through it: the local run then trains 2N times and reads each search-setup result off
+its longer evaluation's phase-1 scores (``EvalResult.without_phase2``), the same numbers a
+separate evaluation gives; the fan-out steps still evaluate each setup on its own.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import io
 import math
 import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,6 +35,7 @@ from .progress import Progress
 from .provenance import KEY as PROVENANCE
 from .search.controller import Controller
 from .search.recipe import EvalResult, EvalSetup
+from .search.reward import estimated_cost
 from .search.steps import EvaluatorSpec
 from .seeds import derive_seed
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
@@ -70,6 +76,22 @@ class CompareConfig:
 def long_setup(setup: EvalSetup, phase2_epochs: int) -> EvalSetup:
     """The longer setup: the search setup with phase 2 extended to ``phase2_epochs``."""
     return replace(setup, phase2_epochs=phase2_epochs)
+
+
+def search_setup_in_long(specs: Mapping[str, EvaluatorSpec]) -> bool:
+    """Whether the search setup's result is the longer evaluation's state after phase 1: a
+    trained reward, the search setup phase 1 alone (no early stop, no latency term) and the
+    longer setup the same but for phase 2."""
+    search, long = specs["search"], specs["long"]
+    setup = search.setup
+    return (
+        search.objective == "train"
+        and setup.phase1_epochs > 0
+        and setup.phase2_epochs == 0
+        and setup.early_stop_reward is None
+        and not setup.latency_weight
+        and long == replace(search, setup=replace(setup, phase2_epochs=long.setup.phase2_epochs))
+    )
 
 
 def compare_hash(search_hash: str, config: CompareConfig) -> str:
@@ -163,10 +185,13 @@ def evaluate_job(
     index: int,
     evaluate: Callable[[Genotype, int], EvalResult],
     space: SearchSpace = DEFAULT_SPACE,
+    with_search_setup: bool = False,
 ) -> EvalResult:
     """Evaluate architecture ``index`` of ``group`` in ``setup``; reuse its file when present.
 
     Both setups of one architecture use the same seed, so they differ only in phase 2.
+    ``with_search_setup`` (the long setup, when ``search_setup_in_long``) also writes the
+    search setup's file from this evaluation's phase 1.
     """
     if group not in GROUPS or setup not in SETUPS:
         raise ConfigError(f"compare: group must be one of {GROUPS} and setup one of {SETUPS}")
@@ -178,7 +203,19 @@ def evaluate_job(
         return samples[group][index], derive_seed(seed, "compare", group, index)
 
     path = layout.evaluation(group, setup, index)
-    return evaluate_to_file(path, params_hash, STALE, locate, evaluate)
+    result = evaluate_to_file(path, params_hash, STALE, locate, evaluate)
+    if with_search_setup:
+        if setup != "long":
+            raise ValueError("with_search_setup reads the search setup off the long one")
+        evaluate_to_file(
+            layout.evaluation(group, "search", index),
+            params_hash,
+            STALE,
+            locate,
+            lambda _genotype, _seed: result.without_phase2(),
+            {"from": path.name},
+        )
+    return result
 
 
 def evaluation_job(
@@ -189,11 +226,20 @@ def evaluation_job(
     setup: str,
     index: int,
     space: SearchSpace = DEFAULT_SPACE,
+    with_search_setup: bool = False,
 ) -> EvaluationJob:
     """Architecture ``index`` of ``group`` in ``setup`` as a job for ``segnas.jobs.Evaluations``
     (its evaluator recipe is named after the setup)."""
     step = functools.partial(
-        evaluate_job, layout, params_hash, seed, group, setup, index, space=space
+        evaluate_job,
+        layout,
+        params_hash,
+        seed,
+        group,
+        setup,
+        index,
+        space=space,
+        with_search_setup=with_search_setup,
     )
     return EvaluationJob(step, setup, str(layout.evaluation(group, setup, index)))
 
@@ -309,21 +355,45 @@ def run_compare(
     stream: TextIO | None = None,
     space: SearchSpace = DEFAULT_SPACE,
 ) -> dict[str, Any]:
-    """Every step on this machine (``config.workers`` processes); resumes finished jobs. A
-    worker process that dies is replaced and its evaluation retried once (then ``worker_died``,
-    reward 0)."""
+    """Every step on this machine (``config.workers`` processes); resumes finished jobs. When
+    ``search_setup_in_long(specs)``, each long evaluation also gives the search setup's result
+    (2N trainings instead of 4N). A worker process that dies is replaced and its evaluation
+    retried once (then ``worker_died``, reward 0; with the search setup read off the long one,
+    both setups' files record it)."""
     stream = stream or sys.stderr
     remove_stale_temps_under(layout.root)
-    write_samples(layout, controller, config, seed, params_hash, space)
-    jobs = layout.jobs(config.num_archs)
-    missing = [job for job in jobs if not layout.evaluation(*job).is_file()]
+    drawn = write_samples(layout, controller, config, seed, params_hash, space)
+    shared = search_setup_in_long(specs)
+    if shared:
+        stream.write(
+            "[compare] the search setup is phase 1 of the long one: its results are read off "
+            f"the long evaluations ({2 * config.num_archs} trainings)\n"
+        )
+        jobs = [(g, "long", i) for g in GROUPS for i in range(config.num_archs)]
+        missing = [
+            job
+            for job in jobs
+            if not all(layout.evaluation(job[0], s, job[2]).is_file() for s in SETUPS)
+        ]
+    else:
+        jobs = layout.jobs(config.num_archs)
+        missing = [job for job in jobs if not layout.evaluation(*job).is_file()]
     progress = Progress("compare", len(jobs), stream=stream, done=len(jobs) - len(missing))
+    if config.workers > 1 and specs["search"].objective == "train":
+        # costliest first, so that the last evaluations to finish are short ones
+        missing.sort(
+            key=lambda job: -estimated_cost(drawn[job[0]][job[2]], specs[job[1]].setup, space)
+        )
 
     def finished(job: EvaluationJob, result: EvalResult) -> None:
         progress.update(extra=f"{Path(job.where).stem} reward {result.reward:.4f}")
 
     with Evaluations(specs, config.workers, "compare", stream) as evaluations:
         evaluations.run(
-            [evaluation_job(layout, params_hash, seed, *job, space) for job in missing], finished
+            [
+                evaluation_job(layout, params_hash, seed, *job, space, with_search_setup=shared)
+                for job in missing
+            ],
+            finished,
         )
     return assemble(layout, config, params_hash, space, specs["search"].provenance())

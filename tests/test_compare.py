@@ -7,10 +7,11 @@ import io
 import json
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from config_values import compare_config, eval_setup, quickstart_section
+from search_project import TINY_SEARCH_EVAL, make_project, tiny_params
 
 from segnas.compare import (
     GROUPS,
@@ -22,6 +23,7 @@ from segnas.compare import (
     evaluate_job,
     long_setup,
     run_compare,
+    search_setup_in_long,
     spearman,
     write_samples,
 )
@@ -131,6 +133,46 @@ def test_local_run_matches_the_fan_out_steps(tmp_path):
     assert assemble(steps, config, "h", run_provenance=spec.provenance()) == metrics
     assert steps.csv.read_text() == local.csv.read_text()
     assert metrics["provenance"]["threads"] == spec.setup.threads
+
+
+def test_search_setup_read_off_the_long_evaluation_equals_its_own(tmp_path):
+    """A phase-1-only search setup: the local run trains 2N times and derives the search
+    setup's results from the long evaluations; they equal separate evaluations (the fan-out
+    steps) bit for bit, and so do compare.csv and the metrics."""
+    root = make_project(tmp_path / "project", tiny_params())
+    setup = eval_setup(**{**TINY_SEARCH_EVAL, "phase2_epochs": 0})
+    search = EvaluatorSpec(
+        "train",
+        setup,
+        prepared_dir=str(root / "data/prepared/synthetic"),
+        split_dir=str(root / "data/split"),
+        cache_dir=str(root / "cache/stem"),
+    )
+    specs = {"search": search, "long": replace(search, setup=long_setup(setup, 1))}
+    assert search_setup_in_long(specs)
+    assert not search_setup_in_long({"search": specs["long"], "long": specs["long"]})
+    stopping = replace(search, setup=replace(setup, early_stop_reward=0.5))
+    assert not search_setup_in_long({"search": stopping, "long": specs["long"]})
+    controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
+    config = compare_config(num_archs=2)
+    stream = io.StringIO()
+    local = CompareLayout(tmp_path / "local")
+    metrics = run_compare(local, controller, config, specs, 0, "h", stream)
+    assert "read off the long evaluations (4 trainings)" in stream.getvalue()
+    derived = json.loads(local.evaluation("random", "search", 1).read_text())
+    assert derived["from"] == "random_long_0001.json"
+
+    steps = CompareLayout(tmp_path / "steps")
+    write_samples(steps, controller, config, 0, "h")
+    built = {name: spec.build() for name, spec in specs.items()}
+    for group, setup_name, index in steps.jobs(config.num_archs):
+        evaluate_job(steps, "h", 0, group, setup_name, index, built[setup_name])
+    for job in steps.jobs(config.num_archs):
+        mine = EvalResult.from_dict(json.loads(local.evaluation(*job).read_text())["result"])
+        theirs = EvalResult.from_dict(json.loads(steps.evaluation(*job).read_text())["result"])
+        assert mine.status == "ok" and mine.to_row() == theirs.to_row()
+    assert assemble(steps, config, "h", run_provenance=search.provenance()) == metrics
+    assert steps.csv.read_text() == local.csv.read_text()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from segnas.search import reward as ev
 from segnas.search.evaldata import EvalData
 from segnas.search.recipe import EvalSetup
 from segnas.search.reward import evaluate_architecture
+from segnas.space import DEFAULT_SPACE
 
 ARCH = resolve_genotype("arch1")
 
@@ -133,3 +135,12 @@ def test_thread_setting_is_restored(data):
     torch.set_num_threads(2)
     evaluate_architecture(ARCH, _setup(phase2_epochs=0), data, seed=0)
     assert torch.get_num_threads() == 2
+
+
+def test_estimated_cost_grows_with_the_work():
+    setup = _setup()
+    text = ARCH.to_text()
+    light = DEFAULT_SPACE.from_text(re.sub(r"-r\d", "-r1", text))
+    heavy = DEFAULT_SPACE.from_text(re.sub(r"-r\d", "-r4", text))
+    assert 0 < ev.estimated_cost(light, setup) < ev.estimated_cost(heavy, setup)
+    assert ev.estimated_cost(heavy, setup) == ev.estimated_cost(heavy, setup)

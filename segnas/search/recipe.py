@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..errors import ConfigError
 from ..space import Genotype
@@ -81,6 +81,7 @@ class EvalResult:
     downsampling_factor: int = 1
     latency_ms: float = math.nan
     seconds: dict[str, float] = field(default_factory=dict)
+    scores_phase1: dict[str, float] = field(default_factory=dict)
 
     ROW_FIELDS = (
         "genotype",
@@ -105,6 +106,26 @@ class EvalResult:
         "seconds_total",
         "seconds_cpu",
     )
+
+    def without_phase2(self) -> EvalResult:
+        """The result of this evaluation's setup with ``phase2_epochs: 0``, the same seed and
+        no early stop or latency term: phase 1 is the same computation, so its meta-val scores
+        (``scores_phase1``) are that setup's (bit for bit). A failure before phase 1 was
+        scored is that setup's failure too. Wall-clock ``seconds`` are left empty."""
+        if not self.scores_phase1:
+            if self.status == STATUS_OK:
+                raise ValueError(f"{self.hash}: no phase-1 scores (phase1_epochs: 0?)")
+            return replace(self, seconds={})
+        return replace(
+            self,
+            status=STATUS_OK,
+            reason="",
+            reward=self.reward_phase1,
+            miou=self.scores_phase1["miou"],
+            mean_acc=self.scores_phase1["mean_acc"],
+            fwiou=self.scores_phase1["fwiou"],
+            seconds={},
+        )
 
     def to_row(self) -> dict:
         """Fields that are bit-for-bit reproducible on CPU."""

@@ -14,6 +14,7 @@ from .directory import prepare_directory
 from .lock import directory_lock
 from .log import Record
 from .recipe import EvalResult
+from .reward import estimated_cost
 from .steps import (
     EvaluatorSpec,
     SearchLayout,
@@ -65,11 +66,25 @@ def _run_search(
         for round_index in range(config.rounds):
             if layout.checkpoint(round_index).is_file():
                 continue
-            sample_round(layout, config, params_hash, round_index, space)
+            samples = sample_round(layout, config, params_hash, round_index, space)
             missing = [
-                evaluation_job(layout, config, params_hash, round_index, i, space)
+                i
                 for i in range(config.archs_per_round)
                 if not layout.evaluation(round_index, i).is_file()
+            ]
+            if config.workers > 1 and spec.objective == "train":
+                # costliest first: a round waits for its last evaluation (results do not
+                # depend on the order)
+                where = str(layout.samples(round_index))
+                missing.sort(
+                    key=lambda i: (
+                        -estimated_cost(
+                            space.from_record(samples[i], f"{where} sample {i}"), spec.setup, space
+                        )
+                    )
+                )
+            jobs = [
+                evaluation_job(layout, config, params_hash, round_index, i, space) for i in missing
             ]
 
             def finished(
@@ -79,7 +94,7 @@ def _run_search(
                 best = max(best, result.reward)
                 progress.update(extra=_extra(round_index, config, best))
 
-            evaluations.run(missing, finished)
+            evaluations.run(jobs, finished)
             update_round(layout, config, params_hash, round_index, space)
     return assemble(layout, config, params_hash, space, spec.provenance())
 
