@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TRAIN_KEY = "train.lr"
 SEARCH_SEED_KEY = "search.seed"
+SHORT_TRAIN = "train.epochs=5"
 
 
 def _env() -> dict[str, str]:
@@ -436,7 +437,8 @@ def test_a_queued_sweep_of_two_search_seeds_runs_and_exp_show_lists_both(dvc_cle
     """The sweep of docs/pipeline.md on the quickstart: two search seeds queued as DVC
     experiments, run in the background by ``dvc queue start``, compared by ``dvc exp show``.
     The clean run's seed (written out) reproduces its search metrics; a new seed reruns exactly
-    the search onward, not prepare, split or cache_stem."""
+    the search onward, not prepare, split or cache_stem. Both train 5 epochs instead of 60 (the
+    train stage follows the search either way) to keep the test short."""
     workspace = dvc_clean[0]
     commit_all(workspace, "results")
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -444,7 +446,8 @@ def test_a_queued_sweep_of_two_search_seeds_runs_and_exp_show_lists_both(dvc_cle
     names = {}
     for seed in (first, first + 1):
         queued = _run(
-            ["dvc", "exp", "run", "--queue", "-S", f"{SEARCH_SEED_KEY}={seed}"], workspace
+            ["dvc", "exp", "run", "--queue", "-S", f"{SEARCH_SEED_KEY}={seed}", "-S", SHORT_TRAIN],
+            workspace,
         )
         names[seed] = re.search(r"Queued experiment '([\w-]+)'", queued)[1]
     _run(["dvc", "queue", "start", "--jobs", "1"], workspace)

@@ -141,7 +141,7 @@ def test_repro_check_runs_from_scratch_and_compares_with_the_reference(
     assert main([*args, "--workdir", str(tmp_path / "run1"), "--update"]) == 0
     stored = json.loads(reference.read_text())
     assert stored["metrics"] == {"out/metrics.json:miou": 0.25}  # wall clock left out
-    assert main([*args, "--workdir", str(tmp_path / "run2")]) == 0
+    assert main([*args, "--workdir", str(tmp_path / "run2"), "--keep"]) == 0
     assert "1/1 metrics within" in capsys.readouterr().out
     stored["metrics"]["out/metrics.json:miou"] = 0.3
     reference.write_text(json.dumps(stored))
@@ -149,6 +149,17 @@ def test_repro_check_runs_from_scratch_and_compares_with_the_reference(
     table = capsys.readouterr().out
     assert "DIFF" in table and "0.3" in table and "0.25" in table
     assert main([*args, "--workdir", str(tmp_path / "run3")]) == 2  # not empty: from scratch only
+    capsys.readouterr()
+    # a finished run is checked where it is, without running anything
+    assert main([*args, "--existing", str(tmp_path / "run2")]) == 1  # against the edited 0.3
+    stored["metrics"]["out/metrics.json:miou"] = 0.25
+    reference.write_text(json.dumps(stored))
+    assert main([*args, "--existing", str(tmp_path / "run2")]) == 0
+    assert "1/1 metrics within" in capsys.readouterr().out
+    assert (tmp_path / "run2" / "out" / "metrics.json").is_file()
+    (tmp_path / "run2" / "params.yaml").write_text("seed: 1\n")
+    assert main([*args, "--existing", str(tmp_path / "run2")]) == 2
+    assert "params.yaml is not configs/quickstart.yaml" in capsys.readouterr().err
 
 
 def test_repro_hash_against_a_missing_tree_names_that_tree(tmp_path, capsys):

@@ -1,8 +1,9 @@
 """``segnas repro-check`` and ``segnas repro-hash``: prove that the quickstart reproduces.
 
 ``repro-check`` copies the repository's sources into a fresh directory, switches it to a named
-configuration, runs every stage of ``dvc.yaml`` in order from scratch, and compares the key
-metrics with a committed reference file within a tolerance, printing a table of differences.
+configuration, runs every stage of ``dvc.yaml`` in order from scratch (or, ``--existing``, takes
+a finished run), and compares the key metrics with a committed reference file within a
+tolerance, printing a table of differences.
 ``repro-hash`` prints one SHA-256 per stage over that stage's outputs (and compares two trees),
 which CI uses for the determinism and engine-agreement checks. This module parses arguments;
 the work is done in ``segnas.pipeline``.
@@ -34,16 +35,34 @@ from ..pipeline.reference import (
 from ..pipeline.stages import STAGES
 
 
+def _finished_run(path: str, config: str) -> Path:
+    """``path``, a finished run of ``config`` (its params.yaml is ``configs/<config>.yaml``)."""
+    workdir = Path(path).resolve()
+    params, wanted = workdir / "params.yaml", workdir / "configs" / f"{config}.yaml"
+    if not params.is_file() or not wanted.is_file():
+        raise SegnasError(f"--existing {path}: no params.yaml and {wanted.name} in configs/ there")
+    if params.read_bytes() != wanted.read_bytes():
+        raise SegnasError(
+            f"--existing {path}: params.yaml is not configs/{config}.yaml; run "
+            f"`segnas config use {config} && dvc repro` there, or pass --config"
+        )
+    return workdir
+
+
 def _check(args: argparse.Namespace) -> int:
-    source = Path(args.root).resolve()
     reference_path = Path(args.reference)
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="segnas-repro-")).resolve()
-    if workdir.exists() and any(workdir.iterdir()):
-        raise SegnasError(f"{workdir} is not empty; repro-check runs from scratch in a new dir")
-    workdir.mkdir(parents=True, exist_ok=True)
-    copy_sources(source, workdir)
-    use_config(args.config, workdir / "params.yaml", workdir / "configs")
-    run_stages(workdir)
+    if args.existing:
+        if args.workdir or args.update:
+            raise SegnasError("--existing checks a finished run: leave out --workdir and --update")
+        workdir = _finished_run(args.existing, args.config)
+    else:
+        workdir = Path(args.workdir or tempfile.mkdtemp(prefix="segnas-repro-")).resolve()
+        if workdir.exists() and any(workdir.iterdir()):
+            raise SegnasError(f"{workdir} is not empty; repro-check runs from scratch in a new dir")
+        workdir.mkdir(parents=True, exist_ok=True)
+        copy_sources(Path(args.root).resolve(), workdir)
+        use_config(args.config, workdir / "params.yaml", workdir / "configs")
+        run_stages(workdir)
     current = numeric_metrics(workdir)
     if args.update:
         abs_tol = DEFAULT_ABS_TOL if args.abs_tol is None else args.abs_tol
@@ -71,7 +90,7 @@ def _check(args: argparse.Namespace) -> int:
     )
     if bad:
         print(environment_note(reference.get("environment")))
-    if not args.keep and not bad:
+    if not args.keep and not bad and not args.existing:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if bad or not rows else 0
 
@@ -118,6 +137,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--workdir", help="empty run directory (default: a new temporary one)")
     check.add_argument("--abs-tol", type=float, help="absolute tolerance (default: reference's)")
     check.add_argument("--rel-tol", type=float, help="relative tolerance (default: reference's)")
+    check.add_argument(
+        "--existing",
+        metavar="DIR",
+        help="compare the metrics of a finished run of --config in DIR (e.g. after `make "
+        "demo`) instead of running one",
+    )
     check.add_argument("--keep", action="store_true", help="keep the run directory")
     check.add_argument("--update", action="store_true", help="rewrite the reference file")
     check.set_defaults(func=_check)
