@@ -39,7 +39,7 @@ from .search.reward import estimated_cost
 from .search.steps import EvaluatorSpec
 from .seeds import derive_seed
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
-from .stats import compare_evidence
+from .stats import compare_evidence, spearman
 
 GROUPS = ("controller", "random")
 SETUPS = ("search", "long")
@@ -242,34 +242,6 @@ def evaluation_job(
         with_search_setup=with_search_setup,
     )
     return EvaluationJob(step, setup, str(layout.evaluation(group, setup, index)))
-
-
-def _ranks(values: Sequence[float]) -> list[float]:
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); NaN when a side is constant."""
-    if len(x) != len(y) or len(x) < 2:
-        raise ValueError("spearman needs two sequences of the same length >= 2")
-    rx, ry = _ranks(x), _ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    vx = sum((a - mx) ** 2 for a in rx)
-    vy = sum((b - my) ** 2 for b in ry)
-    if vx == 0 or vy == 0:
-        return math.nan
-    return cov / math.sqrt(vx * vy)
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:
