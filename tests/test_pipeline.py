@@ -22,7 +22,7 @@ import yaml
 from segnas.pipeline.deps import expand_deps, stage_code_deps
 from segnas.pipeline.digests import stage_hashes
 from segnas.pipeline.dvcgen import dvc_stages, render_dvc_yaml
-from segnas.pipeline.reference import copy_sources
+from segnas.pipeline.reference import REFERENCE, copy_sources
 from segnas.pipeline.stages import PLOTS, REGISTRY, STAGES
 from segnas.pipeline.stages import stage as registered
 
@@ -293,6 +293,24 @@ def test_two_clean_runs_give_identical_output_hashes(dvc_clean, snakemake_clean)
             if dvc_hashes[stage]["files"].get(path) != smk_hashes[stage]["files"].get(path)
         )
         assert not differing, f"{stage}: {differing[:10]}"
+
+
+@pytest.mark.slow
+def test_a_clean_dvc_run_matches_the_committed_reference_metrics(dvc_clean):
+    """``segnas repro-check --existing`` on the clean run (before the tests below change its
+    params): every metric within the committed reference's tolerance. CI's reference check."""
+    output = _run(
+        [
+            "segnas",
+            "repro-check",
+            "--existing",
+            str(dvc_clean[0]),
+            "--reference",
+            str(REPO / REFERENCE),
+        ],
+        dvc_clean[0],
+    )
+    assert re.search(r"repro-check: (\d+)/\1 metrics within", output), output
 
 
 @pytest.mark.slow
