@@ -22,7 +22,7 @@ import yaml
 from segnas.pipeline.deps import expand_deps, stage_code_deps
 from segnas.pipeline.digests import stage_hashes
 from segnas.pipeline.dvcgen import dvc_stages, render_dvc_yaml
-from segnas.pipeline.reference import REFERENCE, copy_sources
+from segnas.pipeline.reference import copy_sources
 from segnas.pipeline.stages import PLOTS, REGISTRY, STAGES
 from segnas.pipeline.stages import stage as registered
 
@@ -299,17 +299,7 @@ def test_two_clean_runs_give_identical_output_hashes(dvc_clean, snakemake_clean)
 def test_a_clean_dvc_run_matches_the_committed_reference_metrics(dvc_clean):
     """``segnas repro-check --existing`` on the clean run (before the tests below change its
     params): every metric within the committed reference's tolerance. CI's reference check."""
-    output = _run(
-        [
-            "segnas",
-            "repro-check",
-            "--existing",
-            str(dvc_clean[0]),
-            "--reference",
-            str(REPO / REFERENCE),
-        ],
-        dvc_clean[0],
-    )
+    output = _run(["segnas", "repro-check", "--existing", str(dvc_clean[0])], dvc_clean[0])
     assert re.search(r"repro-check: (\d+)/\1 metrics within", output), output
 
 
@@ -397,10 +387,14 @@ def _change_train(workspace: Path) -> None:
     set_param(workspace, TRAIN_KEY, 5)
 
 
-def _change_search_seed(workspace: Path) -> None:
+def _search_seed(workspace: Path) -> int:
+    """The seed the search runs with (``search.seed``; null = the root seed)."""
     seed = get_param(workspace, SEARCH_SEED_KEY)
-    seed = get_param(workspace, "seed") if seed is None else seed  # null = the root seed
-    set_param(workspace, SEARCH_SEED_KEY, seed + 1)
+    return get_param(workspace, "seed") if seed is None else seed
+
+
+def _change_search_seed(workspace: Path) -> None:
+    set_param(workspace, SEARCH_SEED_KEY, _search_seed(workspace) + 1)
 
 
 @pytest.mark.slow
@@ -461,8 +455,7 @@ def test_a_queued_search_seed_runs_and_exp_show_lists_it_beside_the_baseline(dvc
     search either way) to keep the test short."""
     workspace = dvc_clean[0]
     commit_all(workspace, "results")
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    first = params["seed"] if params["search"]["seed"] is None else params["search"]["seed"]
+    first = _search_seed(workspace)
     queued = _run(
         ["dvc", "exp", "run", "--queue", "-S", f"{SEARCH_SEED_KEY}={first + 1}", "-S", SHORT_TRAIN],
         workspace,
@@ -485,8 +478,8 @@ def test_a_queued_search_seed_runs_and_exp_show_lists_it_beside_the_baseline(dvc
     experiments = [seed_and_metrics(e["revs"][0]) for e in baseline[0]["experiments"]]
     assert [seed for seed, _ in experiments] == [first + 1], experiments
     base_seed, base_metrics = seed_and_metrics(baseline[0])
-    assert base_seed == params["search"]["seed"]
-    for _, metrics in [experiments[0], (base_seed, base_metrics)]:
+    assert base_seed == get_param(workspace, SEARCH_SEED_KEY)
+    for metrics in (experiments[0][1], base_metrics):
         assert metrics and all(metrics.values()), metrics
     assert base_metrics["search/metrics.json"]["best_reward"] == dvc_clean[3]["best_reward"]
 
