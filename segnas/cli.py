@@ -10,6 +10,7 @@ from .errors import SegnasError
 
 COMMAND_MODULES = (
     "segnas.commands.arch",
+    "segnas.commands.audit",
     "segnas.commands.bench",
     "segnas.commands.config",
     "segnas.commands.data",

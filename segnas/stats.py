@@ -1,14 +1,16 @@
 """Statistics of the search evidence: rank correlation and group differences with bootstrap
-confidence intervals (scipy.stats), seeded so that a report is repeatable."""
+confidence intervals (scipy.stats), seeded so that a report is repeatable; the repeatability of
+a noisy measurement (ICC) and the difference a comparison of two groups can detect."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from .seeds import derive_seed
 
@@ -132,3 +134,89 @@ def compare_evidence(
             "mann_whitney_p": json_number(mann_whitney_p(a, b)),
         }
     return {"spearman_ci": spearman_by_group, "controller_minus_random": difference}
+
+
+@dataclass(frozen=True)
+class Repeatability:
+    """One-way random-effects decomposition of a table of repeated measurements (one row per
+    subject, e.g. an architecture; one column per repetition, e.g. a seed).
+
+    ``icc`` is ICC(1) = (MSB - MSW) / (MSB + (k - 1) MSW); ``seed_sd`` is sqrt(MSW), the
+    within-subject (seed) sd; ``between_sd`` is sqrt(max(0, (MSB - MSW) / k)), the estimated
+    sd of the subjects' true values.
+    """
+
+    icc: float
+    seed_sd: float
+    between_sd: float
+    subjects: int
+    repeats: int
+
+    def to_dict(self) -> dict:
+        return {k: json_number(v) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def repeatability(table: Sequence[Sequence[float]]) -> Repeatability:
+    """ICC(1) and the variance components of ``table`` (rows of equal length k >= 2); NaN where
+    undefined (fewer than 2 rows, or no variation at all)."""
+    values = np.asarray(table, float)
+    if values.ndim != 2 or values.shape[1] < 2:
+        raise ValueError(f"need a table of subjects x (>= 2 repeats), got shape {values.shape}")
+    n, k = values.shape
+    if n < 2:
+        return Repeatability(math.nan, math.nan, math.nan, n, k)
+    row_means = values.mean(axis=1)
+    msb = k * float(np.sum((row_means - values.mean()) ** 2)) / (n - 1)
+    msw = float(np.sum((values - row_means[:, None]) ** 2)) / (n * (k - 1))
+    denominator = msb + (k - 1) * msw
+    icc = (msb - msw) / denominator if denominator > 0 else math.nan
+    return Repeatability(icc, math.sqrt(msw), math.sqrt(max(0.0, (msb - msw) / k)), n, k)
+
+
+def icc_ci(
+    table: Sequence[Sequence[float]],
+    seed: int,
+    confidence: float = 0.95,
+    n_resamples: int = DEFAULT_RESAMPLES,
+) -> Estimate:
+    """ICC(1) of ``table`` with a percentile bootstrap interval over resampled rows."""
+    values = np.asarray(table, float)
+    value = repeatability(values).icc
+    if math.isnan(value) or len(values) < 3:
+        return Estimate(value, math.nan, math.nan, len(values))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        icc = repeatability(values[rng.integers(0, len(values), len(values))]).icc
+        if not math.isnan(icc):
+            draws.append(icc)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return Estimate(value, float(low), float(high), len(values))
+
+
+def two_sample_power(delta: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided two-sample t-test (equal variances, ``n`` per group) to detect a
+    difference ``delta`` in means when each observation has standard deviation ``sd``."""
+    df = 2 * n - 2
+    noncentrality = delta / (sd * math.sqrt(2 / n))
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    return float(
+        stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality)
+    )
+
+
+def detectable_difference(sd: float, n: int, power: float = 0.8, alpha: float = 0.05) -> float:
+    """The smallest difference in means that the two-sided two-sample t-test with ``n`` per
+    group detects with ``power`` at ``alpha``, for observations of standard deviation ``sd``."""
+    if n < 2:
+        raise ValueError(f"need at least 2 per group, got {n}")
+    if not sd > 0:
+        return math.nan if math.isnan(sd) else 0.0
+    normal = NormalDist()
+    # twice the normal approximation's answer brackets it (scipy's noncentral t gives NaN far
+    # beyond it)
+    high = 2 * (normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(power)) * sd * math.sqrt(2 / n)
+    while two_sample_power(high, sd, n, alpha) < power:
+        high *= 2
+    return float(optimize.brentq(lambda d: two_sample_power(d, sd, n, alpha) - power, 0.0, high))
