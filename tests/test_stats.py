@@ -9,10 +9,14 @@ import pytest
 
 from segnas.stats import (
     compare_evidence,
+    detectable_difference,
+    icc_ci,
     mann_whitney_p,
     mean_difference_ci,
+    repeatability,
     spearman,
     spearman_ci,
+    two_sample_power,
 )
 
 
@@ -80,3 +84,42 @@ def test_compare_evidence_writes_undefined_values_as_none():
     evidence = compare_evidence(rewards)
     assert evidence["spearman_ci"]["controller"]["value"] is None
     assert evidence["controller_minus_random"]["search"]["low"] is None
+
+
+def test_repeatability_of_a_small_table_matches_the_hand_computed_anova():
+    # row means 1.5, 3.5, 5.5 (grand 3.5): MSB = 2 * (4 + 0 + 4) / 2 = 8, MSW = 6 * 0.25 / 3 = 0.5
+    result = repeatability([[1, 2], [3, 4], [5, 6]])
+    assert result.icc == pytest.approx(7.5 / 8.5)
+    assert result.seed_sd == pytest.approx(math.sqrt(0.5))
+    assert result.between_sd == pytest.approx(math.sqrt(7.5 / 2))
+    assert (result.subjects, result.repeats) == (3, 2)
+
+
+def test_repeatability_of_pure_noise_is_negative_and_of_constant_rows_is_one():
+    # identical row means: MSB = 0, so ICC(1) = -MSW / ((k - 1) MSW) = -1 / (k - 1)
+    assert repeatability([[1, 3, 2], [3, 1, 2], [2, 2, 2]]).icc == pytest.approx(-0.5)
+    assert repeatability([[1, 1], [2, 2], [4, 4]]).icc == pytest.approx(1.0)
+    assert math.isnan(repeatability([[1, 2]]).icc)
+    with pytest.raises(ValueError, match="repeats"):
+        repeatability([[1], [2]])
+
+
+def test_icc_interval_brackets_the_estimate_and_repeats_bit_for_bit():
+    table = [[0.30, 0.33, 0.31], [0.25, 0.22, 0.27], [0.40, 0.37, 0.41], [0.28, 0.33, 0.30]]
+    first, again = icc_ci(table, seed=3), icc_ci(table, seed=3)
+    assert first == again
+    assert first.low <= first.value <= first.high <= 1.0
+
+
+def test_detectable_difference_matches_cohens_tables_and_the_normal_approximation():
+    # Cohen (1988), Table 2.4.1: d = 1.32 (n = 10), 0.91 (n = 20), 0.63 (n = 40) per group
+    assert detectable_difference(1.0, 10) == pytest.approx(1.32, abs=0.01)
+    assert detectable_difference(1.0, 20) == pytest.approx(0.91, abs=0.01)
+    assert detectable_difference(1.0, 40) == pytest.approx(0.63, abs=0.01)
+    # large n: (z_0.975 + z_0.8) * sd * sqrt(2 / n)
+    z = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)
+    assert detectable_difference(0.03, 2000) == pytest.approx(z * 0.03 * math.sqrt(1 / 1000), 1e-3)
+    # it scales with the sd; the power there is 80 %; no difference is detected alpha of the time
+    assert detectable_difference(0.03, 10) == pytest.approx(0.03 * detectable_difference(1, 10))
+    assert two_sample_power(detectable_difference(1.0, 10), 1.0, 10) == pytest.approx(0.8)
+    assert two_sample_power(0.0, 1.0, 10) == pytest.approx(0.05)

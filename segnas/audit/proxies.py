@@ -32,7 +32,9 @@ def jacov(decoder: nn.Module, batch: Batch, eps: float = 1e-5) -> float:
     quarter = quarter.detach().clone().float().requires_grad_(True)
     eighth = eighth.detach().clone().float().requires_grad_(True)
     decoder(quarter, eighth).sum().backward()
-    jacobians = torch.cat([quarter.grad.flatten(1), eighth.grad.flatten(1)], dim=1).double()
+    # a decoder that never reads one of the inputs leaves its gradient empty: zero
+    grads = [x.grad if x.grad is not None else torch.zeros_like(x) for x in (quarter, eighth)]
+    jacobians = torch.cat([g.flatten(1) for g in grads], dim=1).double()
     correlation = torch.corrcoef(jacobians)
     correlation = torch.nan_to_num(correlation, nan=0.0)
     eigenvalues = torch.linalg.eigvalsh(correlation).clamp(min=0.0)
