@@ -59,6 +59,9 @@ TEST_EVAL = dict(
     measure_latency=True,
     latency_target_ms=None,
     latency_weight=0.0,
+    lr_schedule="constant",
+    ema_decay=None,
+    common_order=False,
 )
 TEST_PPO = dict(
     clip=0.1,

@@ -12,6 +12,7 @@ from segnas.errors import ConfigError
 from segnas.metrics import reward_from_scores
 from segnas.model import build_model
 from segnas.published import resolve_genotype
+from segnas.search import phases
 from segnas.search import reward as ev
 from segnas.search.evaldata import EvalData
 from segnas.search.recipe import EvalSetup
@@ -144,3 +145,49 @@ def test_estimated_cost_grows_with_the_work():
     heavy = DEFAULT_SPACE.from_text(re.sub(r"-r\d", "-r4", text))
     assert 0 < ev.estimated_cost(light, setup) < ev.estimated_cost(heavy, setup)
     assert ev.estimated_cost(heavy, setup) == ev.estimated_cost(heavy, setup)
+
+
+def test_cosine_schedule_ends_near_zero_and_the_average_follows_the_weights():
+    layer = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.4)
+    schedule = phases._Schedule(optimizer, _setup(lr_schedule="cosine", ema_decay=0.5), 4, layer)
+    rates, weights = [], []
+    for _ in range(4):
+        schedule.before_step()
+        rates.append(optimizer.param_groups[0]["lr"])
+        with torch.no_grad():
+            layer.weight.add_(1.0)
+        weights.append(layer.weight.detach().clone())
+        schedule.after_step()
+    # 0.4 * (1 + cos(pi * t / 4)) / 2 for t = 0..3
+    assert rates == pytest.approx(
+        [0.4, 0.4 * (1 + math.sqrt(0.5)) / 2, 0.2, 0.4 * (1 - math.sqrt(0.5)) / 2]
+    )
+    start = weights[0] - 1
+    expected = start
+    for w in weights:
+        expected = 0.5 * expected + 0.5 * w
+    schedule.end()
+    assert torch.allclose(layer.weight, expected)
+
+
+def test_common_order_shares_the_batches_of_every_evaluation_on_one_cache(data):
+    common = _setup(common_order=True)
+    assert phases.order_seed(data, common, 1, "phase1") == phases.order_seed(
+        data, common, 2, "phase1"
+    )
+    assert phases.order_seed(data, _setup(), 1, "phase1") == 1
+    first = evaluate_architecture(ARCH, common, data, seed=11)
+    assert evaluate_architecture(ARCH, common, data, seed=11).to_row() == first.to_row()
+    assert first.to_row() != evaluate_architecture(ARCH, _setup(), data, seed=11).to_row()
+
+
+def test_each_lever_changes_the_reward_and_stays_deterministic(data):
+    base = evaluate_architecture(ARCH, _setup(), data, seed=11).to_row()
+    for lever in ({"lr_schedule": "cosine"}, {"ema_decay": 0.9}):
+        first = evaluate_architecture(ARCH, _setup(**lever), data, seed=11)
+        assert first.status == "ok", first.reason
+        assert first.to_row() != base, lever
+        assert (
+            evaluate_architecture(ARCH, _setup(**lever), data, seed=11).to_row() == first.to_row()
+        )

@@ -2,12 +2,17 @@
 
 Phase 1 trains the decoder alone on the cached stem outputs; phase 2 trains end to end on
 meta-train images with random scale, crop and flip; ``validate`` scores meta-val. Batches are
-shuffled from ``(seed, epoch)``; a non-finite loss or output raises :class:`Diverged`.
+shuffled from ``(seed, epoch)``, or, with ``common_order``, from the stem cache's crop seed, so
+that every architecture sees the same batches (common random numbers). The learning rate is
+constant or follows a cosine to zero over the phase (``lr_schedule``); with ``ema_decay`` the
+phase ends with an exponential moving average of its weights. A non-finite loss or output
+raises :class:`Diverged`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -61,6 +66,74 @@ def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Ten
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+class WeightAverage:
+    """An exponential moving average of a module's floating-point parameters and buffers,
+    updated after each step and loaded into the module at the end of a phase."""
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        self.module = module
+        self.decay = decay
+        self.shadow = {
+            name: tensor.detach().clone()
+            for name, tensor in module.state_dict().items()
+            if tensor.is_floating_point()
+        }
+
+    @torch.no_grad()
+    def update(self) -> None:
+        state = self.module.state_dict()
+        for name, average in self.shadow.items():
+            average.mul_(self.decay).add_(state[name].detach(), alpha=1 - self.decay)
+
+    @torch.no_grad()
+    def load(self) -> None:
+        state = self.module.state_dict()
+        for name, average in self.shadow.items():
+            state[name].copy_(average)
+
+
+class _Schedule:
+    """Sets the learning rate of each step (constant, or a cosine from the base to zero) and
+    keeps the weight average, if any."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        setup: EvalSetup,
+        total_steps: int,
+        module: nn.Module,
+    ) -> None:
+        self.optimizer = optimizer
+        self.cosine = setup.lr_schedule == "cosine"
+        self.base = [group["lr"] for group in optimizer.param_groups]
+        self.total = max(1, total_steps)
+        self.average = WeightAverage(module, setup.ema_decay) if setup.ema_decay else None
+        self.step_index = 0
+
+    def before_step(self) -> None:
+        if self.cosine:
+            factor = 0.5 * (1 + math.cos(math.pi * self.step_index / self.total))
+            for group, base in zip(self.optimizer.param_groups, self.base, strict=True):
+                group["lr"] = base * factor
+
+    def after_step(self) -> None:
+        self.step_index += 1
+        if self.average is not None:
+            self.average.update()
+
+    def end(self) -> None:
+        if self.average is not None:
+            self.average.load()
+
+
+def order_seed(data: EvalData, setup: EvalSetup, seed: int, phase: str) -> int:
+    """The seed of a phase's batch order (and phase 2's crops): the evaluation's own, or with
+    ``common_order`` one shared by every evaluation on this stem cache."""
+    if setup.common_order:
+        return derive_seed(int(data.cache.header["crop_seed"]), "common-order", phase)
+    return seed
+
+
 AfterEpoch = Callable[[int], None]
 """Called at the end of each epoch of a training phase with the number of epochs done."""
 
@@ -77,8 +150,13 @@ def train_phase1(
     decoder = model.decoder
     decoder.train()
     optimizer = torch.optim.Adam(decoder.parameters(), lr=setup.lr_decoder_phase1)
-    for epoch in range(setup.phase1_epochs):
-        for batch in _batches(len(data.cache), setup.batch_size, seed, epoch):
+    seed = order_seed(data, setup, seed, "phase1")
+    epochs = [
+        _batches(len(data.cache), setup.batch_size, seed, e) for e in range(setup.phase1_epochs)
+    ]
+    schedule = _Schedule(optimizer, setup, sum(map(len, epochs)), decoder)
+    for epoch, batches in enumerate(epochs):
+        for batch in batches:
             quarter, eighth, labels = data.cache.batch(sorted(batch))
             logits = decoder(
                 _to(quarter, device, setup.channels_last), _to(eighth, device, setup.channels_last)
@@ -86,9 +164,12 @@ def train_phase1(
             loss = _loss(logits, labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            schedule.before_step()
             optimizer.step()
+            schedule.after_step()
         if after_epoch is not None:
             after_epoch(epoch + 1)
+    schedule.end()
 
 
 def train_phase2(
@@ -103,6 +184,7 @@ def train_phase2(
     from ..data.dataset import SegmentationDataset
     from ..data.transforms import TrainTransform
 
+    seed = order_seed(data, setup, seed, "phase2")
     transform = TrainTransform(setup.crop_size, setup.scale_range, setup.flip, seed)
     dataset = SegmentationDataset(data.prepared, data.meta_train, transform)
     model.train()
@@ -112,17 +194,22 @@ def train_phase2(
             {"params": model.stem.parameters(), "lr": setup.lr_stem},
         ]
     )
-    for epoch in range(setup.phase2_epochs):
+    epochs = [_batches(len(dataset), setup.batch_size, seed, e) for e in range(setup.phase2_epochs)]
+    schedule = _Schedule(optimizer, setup, sum(map(len, epochs)), model)
+    for epoch, batches in enumerate(epochs):
         dataset.set_epoch(epoch)
-        for batch in _batches(len(dataset), setup.batch_size, seed, epoch):
+        for batch in batches:
             images, labels = stack_pairs([dataset[i] for i in batch])
             logits = model(_to(images, device, setup.channels_last))
             loss = _loss(logits, labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            schedule.before_step()
             optimizer.step()
+            schedule.after_step()
         if after_epoch is not None:
             after_epoch(epoch + 1)
+    schedule.end()
 
 
 @torch.no_grad()

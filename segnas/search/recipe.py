@@ -43,6 +43,9 @@ class EvalSetup:
     measure_latency: bool
     latency_target_ms: float | None
     latency_weight: float
+    lr_schedule: str
+    ema_decay: float | None
+    common_order: bool
 
     def check(self, where: str = "search.eval") -> None:
         """Raise :class:`ConfigError` when fields disagree with each other."""
