@@ -11,6 +11,7 @@ from segnas.config import load_params
 from segnas.search.config import ControllerConfig, SearchConfig
 from segnas.search.ppo import PPOConfig
 from segnas.search.recipe import EvalSetup
+from segnas.search.strategies import EvolutionConfig
 from segnas.trainconfig import TrainConfig
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
@@ -96,6 +97,8 @@ def search_config(**overrides: object) -> SearchConfig:
         seed=0,
         rounds=2,
         archs_per_round=2,
+        strategy="controller",
+        evolution=EvolutionConfig(population=4, tournament=2),
         objective="train",
         target="arch0",
         top_k=5,

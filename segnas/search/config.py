@@ -9,6 +9,7 @@ from ..io import sha256_json
 from ..published import resolve_genotype
 from .ppo import PPOConfig
 from .recipe import EvalSetup
+from .strategies import EvolutionConfig
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class SearchConfig:
     seed: int
     rounds: int
     archs_per_round: int
+    strategy: str
+    evolution: EvolutionConfig
     objective: str
     target: str
     top_k: int
@@ -53,6 +56,8 @@ class SearchConfig:
             "seed": self.seed,
             "rounds": self.rounds,
             "archs_per_round": self.archs_per_round,
+            "strategy": self.strategy,
+            "evolution": self.evolution.__dict__ if self.strategy == "evolution" else None,
             "objective": self.objective,
             "target": self.target if self.objective == "target" else None,
             "controller": self.controller.__dict__,

@@ -1,11 +1,13 @@
 """Rounds of the search as three resumable steps over files under the search directory.
 
-Round ``r``: ``sample`` writes B genotypes drawn by the controller as updated after round
-``r - 1``; ``evaluate`` scores one of them; ``update`` feeds the B results to PPO and saves
-the controller. Each step reads and writes files atomically, so the local pool
-(``search.runner``) and a Snakemake/SLURM fan-out run the very same computations, and a killed
-search resumes from its last completed evaluation. Every random choice derives from
-(seed, round, index), never from the worker count or the completion order.
+Round ``r``: ``sample`` writes B genotypes proposed by the strategy as it stands after round
+``r - 1`` (the controller as updated, uniform draws, or evolution's population); ``evaluate``
+scores one of them; ``update`` feeds the B results to the strategy (PPO for the controller,
+the population for evolution) and saves its state in the round checkpoint. Each step reads
+and writes files atomically, so the local pool (``search.runner``) and a Snakemake/SLURM
+fan-out run the very same computations, and a killed search resumes from its last completed
+evaluation. Every random choice derives from (seed, round, index), never from the worker
+count or the completion order.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .log import Record, write_outputs
 from .ppo import PPOTrainer
 from .recipe import EvalResult, EvalSetup
 from .reward import evaluate_architecture, target_similarity_result
+from .strategies import evolution_proposal, evolved_population, random_proposal
 
 
 class SearchLayout:
@@ -116,6 +119,16 @@ def load_trainer(
     return trainer
 
 
+def load_population(layout: SearchLayout, params_hash: str, after_round: int) -> list[dict]:
+    """Evolution's population after ``after_round`` (empty before the first round)."""
+    if after_round < 0:
+        return []
+    path = layout.checkpoint(after_round)
+    payload = read_checkpoint(path)
+    check_stamp(path, payload, params_hash, STALE)
+    return list(payload.get("population", []))
+
+
 def _controller_step(fn: Callable[[], object]) -> object:
     """Run controller work single-threaded and deterministic (same bits in any process)."""
     threads = torch.get_num_threads()
@@ -141,21 +154,47 @@ def sample_round(
     path = layout.samples(round_index)
     if path.is_file():
         return read_stamped(path, params_hash, STALE)["samples"]
-    trainer = load_trainer(layout, config, params_hash, round_index - 1, space)
+    if config.strategy == "controller":
+        trainer = load_trainer(layout, config, params_hash, round_index - 1, space)
 
-    def draw() -> list[dict]:
-        samples = []
-        for index in range(config.archs_per_round):
-            generator = torch.Generator().manual_seed(
-                derive_seed(config.seed, "sample", round_index, index)
+        def draw() -> list[dict]:
+            samples = []
+            for index in range(config.archs_per_round):
+                generator = torch.Generator().manual_seed(
+                    derive_seed(config.seed, "sample", round_index, index)
+                )
+                genotype, log_prob = trainer.controller.sample(generator)
+                samples.append({"index": index, **genotype.to_record(), "log_prob": log_prob})
+            return samples
+
+        samples = _controller_step(draw)
+    else:
+        samples = [
+            {"index": index, **genotype.to_record(), "log_prob": 0.0}
+            for index, genotype in enumerate(
+                _proposals(layout, config, params_hash, round_index, space)
             )
-            genotype, log_prob = trainer.controller.sample(generator)
-            samples.append({"index": index, **genotype.to_record(), "log_prob": log_prob})
-        return samples
-
-    samples = _controller_step(draw)
+        ]
     write_json(path, {"params_hash": params_hash, "round": round_index, "samples": samples})
     return samples
+
+
+def _proposals(
+    layout: SearchLayout,
+    config: SearchConfig,
+    params_hash: str,
+    round_index: int,
+    space: SearchSpace,
+) -> list[Genotype]:
+    """Round ``round_index``'s genotypes from the random or the evolution strategy."""
+    indices = range(config.archs_per_round)
+    if config.strategy == "random":
+        return [random_proposal(space, config.seed, round_index, i) for i in indices]
+    population = load_population(layout, params_hash, round_index - 1)
+    return [
+        evolution_proposal(population, config.evolution, space, config.seed, round_index, i)
+        for i in indices
+    ]
 
 
 @dataclass(frozen=True)
@@ -267,18 +306,29 @@ def update_round(
         return payload["stats"]
     results = _read_round(layout, params_hash, round_index, space)
     trainer = load_trainer(layout, config, params_hash, round_index - 1, space)
+    extra: dict = {}
+    if config.strategy == "controller":
 
-    def step() -> dict:
-        for genotype, log_prob, result in results:
-            trainer.add(genotype, result.reward, log_prob)
-        return trainer.step()
+        def step() -> dict:
+            for genotype, log_prob, result in results:
+                trainer.add(genotype, result.reward, log_prob)
+            return trainer.step()
 
-    stats = _controller_step(step)
+        stats = _controller_step(step)
+    else:  # the controller stays as initialised: the round checkpoint keeps the file contract
+        stats = {}
+        if config.strategy == "evolution":
+            extra["population"] = evolved_population(
+                load_population(layout, params_hash, round_index - 1),
+                [(genotype, result.reward) for genotype, _, result in results],
+                round_index * config.archs_per_round,
+                config.evolution,
+            )
     save_controller(
         path,
         trainer.controller,
         params_hash,
-        {"round": round_index, "ppo": trainer.state_dict(), "stats": stats},
+        {"round": round_index, "ppo": trainer.state_dict(), "stats": stats, **extra},
     )
     return stats
 
