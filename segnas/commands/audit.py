@@ -10,13 +10,16 @@ from functools import partial
 from pathlib import Path
 
 from ..audit.plan import ROLES, AuditLayout, plan_architectures, read_band
-from ..audit.runner import AuditOptions, run_audit
-from ..audit.summary import write_outputs
 from ..config import load_params
 from ..errors import ConfigError
 
 
 def _run(args: argparse.Namespace) -> int:
+    # The runner (training code) and the summary (scipy) load only when the command runs,
+    # so building the CLI's parser stays light.
+    from ..audit.runner import AuditOptions, run_audit
+    from ..audit.summary import write_outputs
+
     options = AuditOptions(
         out=Path(args.out),
         finals=Path(args.finals) if args.finals else None,
