@@ -14,28 +14,40 @@ import difflib
 import types
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-import jsonschema
 import yaml
 
 from .errors import ConfigError
 from .io import read_yaml, write_text
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "params.schema.yaml"
 CONFIGS_DIR = Path("configs")
 T = TypeVar("T")
 
 
-# An integer key takes an int, never a float such as 2.0 (which JSON Schema counts as an
-# integer): the hashes of what a stage made depend on the value's JSON text, so 2.0 and 2 would
-# name the same training differently. Such values are rejected, not converted.
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
-    ),
-)
+# jsonschema is imported where params are validated, not with this module: code that builds its
+# configs directly (bench/gpu_check.py on a bare GPU machine) runs without it.
+@lru_cache(maxsize=1)
+def _validator_class() -> type:
+    """Draft 2020-12 validation where an integer key takes an int, never a float such as 2.0
+    (which JSON Schema counts as an integer): the hashes of what a stage made depend on the
+    value's JSON text, so 2.0 and 2 would name the same training differently. Such values are
+    rejected, not converted."""
+    import jsonschema
+
+    return jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+            "integer",
+            lambda _checker, value: isinstance(value, int) and not isinstance(value, bool),
+        ),
+    )
+
+
 DATASET_REFERENCES = ("split.dataset", "train.dataset")
 
 
@@ -44,7 +56,7 @@ def _cached_schema(path: str) -> dict[str, Any]:
     schema = read_yaml(path)
     if not isinstance(schema, dict):
         raise ConfigError(f"{path}: the schema must be a mapping")
-    jsonschema.Draft202012Validator.check_schema(schema)
+    _validator_class().check_schema(schema)
     return schema
 
 
@@ -125,7 +137,7 @@ def schema_errors(
     schema = load_schema() if schema is None else copy.deepcopy(schema)
     if not require_all:
         schema.pop("required", None)
-    validator = _Validator(schema)
+    validator = _validator_class()(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.path])
     lines = [line for error in errors for line in _describe(error, where)]
     unknown = {line.split(": ", 1)[0] for line in lines if ": unknown key" in line}
