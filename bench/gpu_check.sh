@@ -12,8 +12,9 @@
 # It needs only python3 with torch, torchvision, numpy, pandas, Pillow and PyYAML (not dvc,
 # dvclive, snakemake, jsonschema): PYTHON (default python3) runs the repository's code with
 # PYTHONPATH=. . Each step runs even when an earlier one failed; the exit status is 0 only when
-# every step ran and every check passed. --tiny: tiny sizes, seconds on a CPU (the test suite
-# runs `--device cpu --tiny`). GPU_CHECK_STEP_TIMEOUT: seconds per step (default 300).
+# every step ran and every check passed (1: a step or check failed; 2: no subset, or no GPU for
+# --device cuda). --tiny: tiny sizes, seconds on a CPU (the test suite runs `--device cpu
+# --tiny`). GPU_CHECK_STEP_TIMEOUT: seconds per step (default 300).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 PYTHON=${PYTHON:-python3}
@@ -42,6 +43,19 @@ done
 if [[ ! -f $DATA/subset.json ]]; then
     echo "gpu_check.sh: $DATA/subset.json does not exist: run 'bench/gpu_check.sh prepare' where" \
         "the CamVid data is, and carry $DATA with the run" >&2
+    exit 2
+fi
+# The device, before minutes of steps that would all fail without it.
+if ! "$PYTHON" -c '
+import sys, torch
+device = sys.argv[1]
+if device.startswith("cuda") and not torch.cuda.is_available():
+    sys.exit(f"gpu_check.sh: --device {device}, but torch {torch.__version__} (CUDA build "
+             f"{torch.version.cuda}) sees no CUDA GPU; run it on a GPU machine, or on the CPU "
+             "with --device cpu --tiny")
+name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "the CPU"
+print(f"== gpu-check on {name}, torch {torch.__version__}, Python {sys.version.split()[0]}")
+' "$DEVICE"; then
     exit 2
 fi
 OUT=${OUT:-gpu-check-out}

@@ -135,6 +135,22 @@ def test_a_check_without_the_prepared_subset_says_how_to_make_it(tmp_path):
     assert "carry" in done.stderr
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
+def test_a_cuda_check_without_a_gpu_stops_before_any_step(tmp_path):
+    raw = generate_synthetic(tmp_path / "raw", {"train": 2, "val": 2}, (32, 48), seed=0)
+    data = tmp_path / "data"
+    prepared = run(
+        "prepare", "--camvid", str(raw), "--data", str(data), "--train", "2", "--val", "2"
+    )
+    assert prepared.returncode == 0, prepared.stderr
+    done = run("--device", "cuda", "--data", str(data), env={"OUT": str(tmp_path / "out")})
+    assert done.returncode == 2
+    assert "sees no CUDA GPU; run it on a GPU machine, or on the CPU with --device cpu" in (
+        done.stderr
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_prepare_refuses_more_images_than_the_split_holds(tmp_path):
     raw = generate_synthetic(tmp_path / "raw", {"train": 3, "val": 2}, (32, 48), seed=0)
     done = run("prepare", "--camvid", str(raw), "--data", str(tmp_path / "data"), "--train", "5")
