@@ -91,6 +91,9 @@ def setup(**values: object) -> EvalSetup:
         measure_latency=True,
         latency_target_ms=None,
         latency_weight=0.0,
+        lr_schedule="constant",
+        ema_decay=None,
+        common_order=False,
     )
     return EvalSetup(**{**base, **values})
 
