@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "segnas.commands.pipeline",
     "segnas.commands.predict",
     "segnas.commands.repro",
+    "segnas.commands.study",
 )
 
 

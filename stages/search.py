@@ -15,10 +15,10 @@ import sys
 import time
 from dataclasses import replace
 
-from segnas.config import load_params, setting
+from segnas.config import load_params
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
-from segnas.pipeline.paths import PREPARED, SEARCH, SPLIT, STEM_CACHE
+from segnas.pipeline.paths import SEARCH
 from segnas.search.config import SearchConfig
 from segnas.search.identity import search_identity
 from segnas.search.lock import directory_lock
@@ -55,22 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str, dict]:
     params = load_params(params_path)
     config, extra, params_hash = search_identity(params, params_path)
-    spec = EvaluatorSpec(config.objective, config.eval, config.target)
-    if config.objective == "train":
-        from segnas.data.split import read_split_info
-
-        dataset = read_split_info(SPLIT)["dataset"]
-        spec = EvaluatorSpec(
-            config.objective,
-            config.eval,
-            config.target,
-            prepared_dir=str(PREPARED / dataset),
-            split_dir=str(SPLIT),
-            cache_dir=str(STEM_CACHE),
-            stem_weights=extra["stem_weights"],
-            device=str(setting(params, "device", params_path)),
-        )
-    return config, spec, params_hash, extra
+    return config, EvaluatorSpec.from_params(config, extra, params, params_path), params_hash, extra
 
 
 def _step(

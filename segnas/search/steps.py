@@ -19,9 +19,11 @@ from pathlib import Path
 
 import torch
 
+from ..config import setting
 from ..errors import ArtifactError, ConfigError
 from ..io import write_json
 from ..jobs import EvaluationJob, check_stamp, evaluate_to_file, read_stamped
+from ..pipeline.paths import PREPARED, SPLIT, STEM_CACHE
 from ..provenance import provenance
 from ..published import resolve_genotype
 from ..seeds import derive_seed
@@ -209,6 +211,28 @@ class EvaluatorSpec:
     cache_dir: str = "cache/stem"
     stem_weights: str = "none"
     device: str = "cpu"
+
+    @classmethod
+    def from_params(
+        cls, config: SearchConfig, extra: dict, params: dict, params_path: str
+    ) -> EvaluatorSpec:
+        """The reward of the search that ``params`` describe (``config`` and ``extra`` from
+        ``search.identity.search_identity``); the split must have run for a trained reward."""
+        if config.objective != "train":
+            return cls(config.objective, config.eval, config.target)
+        from ..data.split import read_split_info
+
+        dataset = read_split_info(SPLIT)["dataset"]
+        return cls(
+            config.objective,
+            config.eval,
+            config.target,
+            prepared_dir=str(PREPARED / dataset),
+            split_dir=str(SPLIT),
+            cache_dir=str(STEM_CACHE),
+            stem_weights=extra["stem_weights"],
+            device=str(setting(params, "device", params_path)),
+        )
 
     def provenance(self) -> dict:
         """The provenance block of rewards computed from this recipe (``segnas.provenance``)."""

@@ -1,0 +1,139 @@
+"""The strategy study: its plan, the paired statistics on fixed inputs checked by hand, and
+``segnas study`` on a tiny project (every key written, a rerun redoes nothing, a wrong
+configuration refused)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+import yaml
+from search_project import make_project, stage_env, tiny_params
+
+from segnas.errors import ConfigError
+from segnas.io import read_json
+from segnas.study.aggregate import MET, NOT_ESTABLISHED, NOT_MET, mean_band, paired_test
+from segnas.study.plan import StudyPlan
+
+STUDY = [sys.executable, "-m", "segnas.cli", "study"]
+PLAN = {
+    "configuration": "tiny.yaml",
+    "strategies": ["controller", "random", "evolution"],
+    "seeds": [0, 1],
+    "comparisons": [["controller", "random"], ["evolution", "random"]],
+    "alpha": 0.05,
+    "test": "paired_t",
+    "max_params": 10_000_000,
+}
+
+
+def _plan_file(tmp_path, **changes) -> str:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**PLAN, **changes}), encoding="utf-8")
+    return str(path)
+
+
+def test_a_plan_names_what_is_wrong(tmp_path):
+    plan = StudyPlan.from_file(_plan_file(tmp_path))
+    assert plan.runs()[:3] == [("controller", 0), ("random", 0), ("evolution", 0)]
+    assert plan.runs(["random:1"]) == [("random", 1)]
+    with pytest.raises(ConfigError, match="--only 'random:7': not a run of the plan"):
+        plan.runs(["random:7"])
+    with pytest.raises(ConfigError, match="strategies .*'annealing'.* must be one of"):
+        StudyPlan.from_file(_plan_file(tmp_path, strategies=["random", "annealing"]))
+    with pytest.raises(ConfigError, match=r"comparison \[controller, random\] must pair"):
+        StudyPlan.from_file(_plan_file(tmp_path, strategies=["controller", "evolution"]))
+    with pytest.raises(ConfigError, match="test 'anova' must be one of"):
+        StudyPlan.from_file(_plan_file(tmp_path, test="anova"))
+    with pytest.raises(ConfigError, match="seeds .* must be distinct"):
+        StudyPlan.from_file(_plan_file(tmp_path, seeds=[1, 1]))
+
+
+def test_paired_t_matches_the_hand_computation():
+    # differences 0.02, 0.03, -0.01, 0.04, 0.02: mean 0.02, sd 0.0187083, se 0.0083666,
+    # t = 2.3905 on 4 df: one-sided p 0.0375; t(0.975, 4) = 2.7764 -> half-width 0.023229
+    a = [0.50, 0.60, 0.55, 0.58, 0.62]
+    b = [0.48, 0.57, 0.56, 0.54, 0.60]
+    result = paired_test(a, b, "paired_t", 0.05)
+    assert result["effect"] == pytest.approx(0.02)
+    assert result["ci_low"] == pytest.approx(0.02 - 0.023229, abs=1e-5)
+    assert result["ci_high"] == pytest.approx(0.02 + 0.023229, abs=1e-5)
+    assert result["p"] == pytest.approx(0.0375, abs=5e-4)
+    assert result["decision"] == MET
+    assert paired_test(a, b, "paired_t", 0.01)["decision"] == NOT_ESTABLISHED
+    assert paired_test(b, a, "paired_t", 0.05)["decision"] == NOT_MET
+
+
+def test_wilcoxon_matches_the_exact_distribution():
+    # five positive differences with distinct ranks: W+ = 15, the largest of 2^5 sign patterns
+    result = paired_test([1, 2, 3, 4, 5], [0, 0, 0, 0, 0], "wilcoxon", 0.05)
+    assert result["p"] == pytest.approx(1 / 32)
+    assert result["decision"] == MET
+    one = paired_test([0.3], [0.2], "wilcoxon", 0.05)
+    assert one["p"] is None and one["decision"] == NOT_ESTABLISHED
+
+
+def test_the_anytime_band_is_a_t_interval_across_seeds():
+    band = mean_band([[0.1, 0.2, 0.9], [0.3, 0.4]])  # cut to the shorter curve
+    assert band["mean"] == pytest.approx([0.2, 0.3])
+    half = 12.7062 * math.sqrt(0.02) / math.sqrt(2)  # t(0.975, 1) * sd / sqrt(n)
+    assert band["low"] == pytest.approx([0.2 - half, 0.3 - half], abs=1e-4)
+    assert band["high"] == pytest.approx([0.2 + half, 0.3 + half], abs=1e-4)
+
+
+def _study_project(tmp_path):
+    params = tiny_params(rounds=2, archs_per_round=2)
+    params["search"]["evolution"] = {"population": 2, "tournament": 2}
+    params["train"].update({"epochs": 1, "val_every": 1, "checkpoint_every": 1})
+    root = make_project(tmp_path / "project", params)
+    (root / "tiny.yaml").write_text((root / "params.yaml").read_text(), encoding="utf-8")
+    (root / "study").mkdir()
+    _plan_file(root / "study")
+    return root
+
+
+def _study(root, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*STUDY, *args], cwd=root, env=stage_env(), capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.mark.slow
+def test_a_tiny_study_runs_aggregates_and_resumes(tmp_path):
+    root = _study_project(tmp_path)
+    done = _study(root, "run", "--plan", "study/study.yaml")
+    assert done.returncode == 0, done.stderr
+    summary = read_json(root / "study" / "summary.json")
+    assert summary["complete"] and summary["missing_runs"] == []
+    for key in ("strategies", "seeds", "endpoint", "tests", "decision", "wall_clock_s"):
+        assert key in summary
+    for strategy in PLAN["strategies"]:
+        per_seed = summary["endpoint"][strategy]["per_seed"]
+        assert set(per_seed) == {"0", "1"} and all(0 <= v <= 1 for v in per_seed.values())
+        assert len(summary["anytime"][strategy]["mean"]) == 4
+        run = read_json(root / "study" / "runs" / f"{strategy}-s0" / "run.json")
+        assert run["evaluations"] == 4 and run["final"]["epochs"] == 1
+    assert set(summary["decision"]) == {"controller_vs_random", "evolution_vs_random"}
+    assert summary["tests"]["controller_vs_random"]["n"] == 2
+    # the final training of one search seed uses one training seed for every strategy
+    seeds = {read_json(p)["final"]["seed"] for p in (root / "study" / "runs").glob("*-s0/run.json")}
+    assert len(seeds) == 1
+    assert (root / "study" / "anytime.png").stat().st_size > 0
+    before = (root / "study" / "summary.json").read_bytes()
+
+    again = _study(root, "run", "--plan", "study/study.yaml")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("(done before)") == 6
+    assert (root / "study" / "summary.json").read_bytes() == before
+
+    wrong = _study(root, "run", "--plan", "study/study.yaml", "--only", "random:9")
+    assert wrong.returncode == 2 and "not a run of the plan" in wrong.stderr
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["search"]["eval"]["lr_decoder"] = 0.5
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edited = _study(root, "run", "--plan", "study/study.yaml")
+    assert edited.returncode == 2
+    assert "search.eval.lr_decoder differ" in edited.stderr
