@@ -33,6 +33,7 @@ from .io import remove_stale_temps_under, sha256_json, write_json, write_text
 from .jobs import EvaluationJob, Evaluations, evaluate_to_file, read_stamped
 from .progress import Progress
 from .provenance import KEY as PROVENANCE
+from .search.config import SearchConfig
 from .search.controller import Controller
 from .search.recipe import EvalResult, EvalSetup
 from .search.reward import estimated_cost
@@ -71,6 +72,17 @@ class CompareConfig:
 
     def result_fields(self) -> dict[str, Any]:
         return {"num_archs": self.num_archs, "long_phase2_epochs": self.long_phase2_epochs}
+
+
+def require_controller(search: SearchConfig, params_path: str) -> None:
+    """Compare samples the trained controller: refuse a search of another strategy, whose
+    saved controller was never trained."""
+    if search.strategy != "controller":
+        raise ConfigError(
+            f"{params_path}: search.strategy is {search.strategy!r}; the compare stage samples "
+            "the trained controller (search.strategy: controller). Compare strategies with "
+            "`segnas study` (docs/study.md)"
+        )
 
 
 def long_setup(setup: EvalSetup, phase2_epochs: int) -> EvalSetup:

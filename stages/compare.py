@@ -23,6 +23,7 @@ from segnas.compare import (
     compare_hash,
     evaluate_job,
     long_setup,
+    require_controller,
     run_compare,
     write_samples,
 )
@@ -54,6 +55,7 @@ def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
     search = SearchConfig.from_params(
         section(params, "search", params_path), int(setting(params, "seed", params_path))
     )
+    require_controller(search, params_path)
     config = load_config(CompareConfig, section(params, "compare", params_path), "compare")
     stem_weights = str(section(params, "stem", params_path)["weights"])
     device = str(resolve_device(str(setting(params, "device", params_path))))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 from config_values import compare_config, eval_setup, quickstart_section
-from search_project import TINY_SEARCH_EVAL, make_project, tiny_params
+from search_project import TINY_SEARCH_EVAL, make_project, run_stage, tiny_params, write_params
 
 from segnas.compare import (
     GROUPS,
@@ -223,3 +223,14 @@ def test_dying_workers_are_retried_once_then_recorded(tmp_path):
     log = stream.getvalue()
     assert "controller_search_0000.json died; retrying it once" in log
     assert "random_long_0001.json died again; recorded as worker_died" in log
+
+
+def test_the_compare_stage_refuses_a_search_of_another_strategy(tmp_path, capsys):
+    params = tiny_params(strategy="random", objective="target")
+    root = tmp_path / "project"
+    root.mkdir()
+    write_params(root, params)
+    assert run_stage(root, "compare") == 2
+    err = capsys.readouterr().err
+    assert "search.strategy is 'random'" in err and "segnas study" in err
+    assert not (root / "compare").exists()
