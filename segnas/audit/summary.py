@@ -371,7 +371,8 @@ def render_figure(summary: dict[str, Any], path: Any) -> None:
     fidelity.set_title(f"Seed-0 reward vs final val mIoU (rho {_fmt(rho, 2)})")
     fidelity.set_xlabel("search reward (seed 0)")
     fidelity.set_ylabel("final training: val mIoU")
-    fidelity.legend(fontsize=8)
+    if fidelity.get_legend_handles_labels()[0]:  # no final training has finished yet
+        fidelity.legend(fontsize=8)
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
