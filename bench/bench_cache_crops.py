@@ -26,13 +26,13 @@ from bench_recipes import _WORKER, _init_worker, run_trajectory
 
 from segnas.config import load_config, load_params, section
 from segnas.io import read_json, write_json
-from segnas.search.recipe import EvalSetup
 from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE
 from segnas.stats import spearman_ci
+from segnas.trial.recipe import TrialSetup
 
 
-def _one(index: int, text: str, setup: EvalSetup, seed: int) -> dict:
+def _one(index: int, text: str, setup: TrialSetup, seed: int) -> dict:
     data = _WORKER["data"]
     path = {"name": "crop", "cache": len(data.cache), "phase1": 1, "phase2": 0}
     result = run_trajectory(DEFAULT_SPACE.parse(text), setup, data, seed, path, {"full": None})
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)
     header = read_json(args.recipes / "recipes.json")
     setup = replace(
-        load_config(EvalSetup, section(params, "search", args.params)["eval"], "search.eval"),
+        load_config(TrialSetup, section(params, "search", args.params)["eval"], "search.eval"),
         measure_latency=False,
     )
     count, seed = header["archs"], header["seed"]

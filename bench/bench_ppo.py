@@ -1,7 +1,7 @@
 """PPO settings for a small search: how far the controller moves in a few hundred architectures.
 
 No training: each architecture's reward is the synthetic ``target`` reward (the share of its
-decisions equal to arch0's, ``segnas.search.reward.target_similarity_result``), optionally
+decisions equal to arch0's, ``segnas.trial.reward.target_similarity_result``), optionally
 with Gaussian noise whose standard deviation is ``--noise`` times the reward's spread under
 uniform sampling (a real search reward is a noisy estimate of a small spread: on CamVid at
 CPU scale the cheapest reward that ranks correlates 0.82 with a long training, see
@@ -28,11 +28,12 @@ import torch
 
 from segnas.io import write_json, write_text
 from segnas.published import published
+from segnas.search.config import PPOConfig
 from segnas.search.controller import Controller
-from segnas.search.ppo import PPOConfig, PPOTrainer
-from segnas.search.reward import target_similarity_result
+from segnas.search.ppo import PPOTrainer
 from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE
+from segnas.trial.reward import target_similarity_result
 
 PAPER_PPO = {"clip": 0.1, "max_grad_norm": 2.0, "baseline_decay": 0.95, "buffer_size": 100}
 

@@ -10,7 +10,7 @@ Every architecture (uniformly sampled, seeded) is trained along a few *trajector
 model is scored on meta-val at checkpoints along each. Phase 1 and phase 2 use Adam at a
 constant learning rate and seed their batches per epoch, and scoring does not change the
 model, so the score at a checkpoint is exactly the reward of the recipe that stops there
-(`--check` proves it against ``evaluate_architecture`` for one recipe):
+(`--check` proves it against ``run_trial`` for one recipe):
 
 * ``full``: the whole stem cache, phase 1 for ``--phase1-epochs`` epochs, then phase 2 for
   ``--reference-epochs`` epochs; its end is the reference: the mean reward of its last
@@ -48,13 +48,13 @@ from segnas.data.split import read_split_info
 from segnas.device import keep_freed_memory
 from segnas.io import read_json, write_json, write_text
 from segnas.metrics import reward_from_scores
-from segnas.search.evaldata import EvalData
-from segnas.search.phases import deterministic, train_phase1, train_phase2, validate
-from segnas.search.recipe import EvalSetup
-from segnas.search.reward import build_search_network, evaluate_architecture
 from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE, Genotype
 from segnas.stats import spearman_ci
+from segnas.trial.data import TrialData
+from segnas.trial.phases import deterministic, train_phase1, train_phase2, validate
+from segnas.trial.recipe import TrialSetup
+from segnas.trial.reward import build_search_network, run_trial
 
 CORES = 2
 _WORKER: dict = {}
@@ -76,9 +76,9 @@ class CachePrefix:
         return self.cache.batch(indices)
 
 
-def _open_data(stem_weights: str) -> EvalData:
+def _open_data(stem_weights: str) -> TrialData:
     dataset = read_split_info("data/split")["dataset"]
-    return EvalData.from_paths(
+    return TrialData.from_paths(
         f"data/prepared/{dataset}", "data/split", "cache/stem", stem_weights=stem_weights
     )
 
@@ -93,7 +93,7 @@ def _half(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def trajectories(
-    setup: EvalSetup,
+    setup: TrialSetup,
     cache_size: int,
     pass_size: int,
     reference_epochs: int,
@@ -116,8 +116,8 @@ def trajectories(
 
 def run_trajectory(
     genotype: Genotype,
-    setup: EvalSetup,
-    data: EvalData,
+    setup: TrialSetup,
+    data: TrialData,
     seed: int,
     path: dict,
     val_sizes: dict[str, tuple[int, int] | None],
@@ -166,8 +166,8 @@ def run_trajectory(
     return {"build_cpu_s": build_cpu, "checkpoints": checkpoints}
 
 
-def _evaluate_arch(index: int, text: str, setup: EvalSetup, seed: int, paths: list[dict]) -> dict:
-    data: EvalData = _WORKER["data"]
+def _evaluate_arch(index: int, text: str, setup: TrialSetup, seed: int, paths: list[dict]) -> dict:
+    data: TrialData = _WORKER["data"]
     genotype = DEFAULT_SPACE.parse(text)
     val_sizes = {"full": setup.val_size, "half": _half(_prepared_size(data))}
     start = time.perf_counter()
@@ -181,7 +181,7 @@ def _evaluate_arch(index: int, text: str, setup: EvalSetup, seed: int, paths: li
     return record
 
 
-def _prepared_size(data: EvalData) -> tuple[int, int]:
+def _prepared_size(data: TrialData) -> tuple[int, int]:
     image, _ = data.val_batches(None, 2)[0]
     return int(image.shape[-2]), int(image.shape[-1])
 
@@ -280,13 +280,13 @@ def markdown(rows: list[dict], header: dict) -> str:
 
 
 def check_exactness(
-    setup: EvalSetup, seed: int, text: str, stem_weights: str
+    setup: TrialSetup, seed: int, text: str, stem_weights: str
 ) -> tuple[float, float]:
-    """The reward of the configured recipe by ``evaluate_architecture`` and at the same
+    """The reward of the configured recipe by ``run_trial`` and at the same
     checkpoint of a trajectory; they must be equal."""
     data = _open_data(stem_weights)
     genotype = DEFAULT_SPACE.parse(text)
-    direct = evaluate_architecture(genotype, replace(setup, measure_latency=False), data, seed)
+    direct = run_trial(genotype, replace(setup, measure_latency=False), data, seed)
     path = {
         "name": "check",
         "cache": 0,
@@ -318,13 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="architecture sampling seed")
     parser.add_argument("--out", default="bench_recipes")
-    parser.add_argument(
-        "--check", action="store_true", help="only check trajectory = evaluate_architecture"
-    )
+    parser.add_argument("--check", action="store_true", help="only check trajectory = run_trial")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     setup = replace(
-        load_config(EvalSetup, section(params, "search", args.params)["eval"], "search.eval"),
+        load_config(TrialSetup, section(params, "search", args.params)["eval"], "search.eval"),
         measure_latency=False,
     )
     stem_weights = str(params["stem"]["weights"])
@@ -334,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.check:
         direct, trajectory = check_exactness(setup, args.seed, genotypes[0], stem_weights)
-        print(f"evaluate_architecture {direct!r}, trajectory checkpoint {trajectory!r}")
+        print(f"run_trial {direct!r}, trajectory checkpoint {trajectory!r}")
         return 0 if direct == trajectory else 1
     out = Path(args.out)
     (out / "archs").mkdir(parents=True, exist_ok=True)

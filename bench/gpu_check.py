@@ -52,10 +52,10 @@ from segnas.final_training import build_datasets, train_model
 from segnas.io import read_json, write_json, write_text
 from segnas.provenance import git_state, package_versions
 from segnas.published import resolve_genotype
-from segnas.search.recipe import STATUS_OK, EvalSetup
-from segnas.search.steps import EvaluatorSpec
 from segnas.stem import build_stem
 from segnas.trainconfig import TrainConfig
+from segnas.trial.recipe import STATUS_OK, TrialSetup
+from segnas.trial.spec import TrialSpec
 from segnas.workers import WorkerPool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,9 +146,9 @@ def _typed(cls: type, values: dict[str, Any], where: str, **fixed: Any) -> Any:
     return cls(**as_tuples)
 
 
-def search_setup(params: dict[str, Any], **overrides: Any) -> EvalSetup:
+def search_setup(params: dict[str, Any], **overrides: Any) -> TrialSetup:
     """The paper's ``search.eval`` recipe with ``overrides``."""
-    return _typed(EvalSetup, _section(params, "search.eval"), "search.eval", **overrides)
+    return _typed(TrialSetup, _section(params, "search.eval"), "search.eval", **overrides)
 
 
 def train_config(params: dict[str, Any], **overrides: Any) -> TrainConfig:
@@ -308,9 +308,9 @@ def stem_cache(
     return out, time.perf_counter() - start
 
 
-def evaluator_spec(subset: Subset, setup: EvalSetup, cache: Path, device: str) -> EvaluatorSpec:
+def evaluator_spec(subset: Subset, setup: TrialSetup, cache: Path, device: str) -> TrialSpec:
     """The search's evaluator recipe on the subset (random stem, as the cache)."""
-    return EvaluatorSpec(
+    return TrialSpec(
         objective="train",
         setup=setup,
         prepared_dir=str(subset.prepared),
@@ -336,8 +336,8 @@ def _wait_for_peers(directory: Path, name: str, count: int, timeout_s: float = 6
 
 
 def timed_evaluation(
-    spec: EvaluatorSpec,
-    warmup: EvalSetup,
+    spec: TrialSpec,
+    warmup: TrialSetup,
     arch: str,
     peers: tuple[str, str, int] | None = None,
 ) -> dict[str, Any]:
@@ -437,7 +437,7 @@ class GpuSampler:
         }
 
 
-def loading_seconds_per_image(subset: Subset, setup: EvalSetup, limit: int = 32) -> float:
+def loading_seconds_per_image(subset: Subset, setup: TrialSetup, limit: int = 32) -> float:
     """Seconds to read one meta-train image and label and make its phase-2 crop (one thread,
     as the search evaluation does in its own process)."""
     prepared = load_prepared(subset.prepared)
@@ -459,7 +459,7 @@ def mean_pixels(subset: Subset, ids: Sequence[str]) -> float:
 
 def scale_to_paper(
     seconds: dict[str, float],
-    setup: EvalSetup,
+    setup: TrialSetup,
     measured: dict[str, float],
     paper: dict[str, Any],
 ) -> dict[str, Any]:

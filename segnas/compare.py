@@ -9,7 +9,7 @@ CSV and the metrics (Spearman's rank correlation between the two setups per grou
 
 When the search setup is phase 1 alone (``search_setup_in_long``), the longer evaluation
 passes through it: the local run then trains 2N times and reads each search-setup result off
-its longer evaluation's phase-1 scores (``EvalResult.without_phase2``), the same numbers a
+its longer evaluation's phase-1 scores (``TrialResult.without_phase2``), the same numbers a
 separate evaluation gives; the fan-out steps still evaluate each setup on its own.
 """
 
@@ -30,17 +30,17 @@ import torch
 
 from .errors import ArtifactError, ConfigError
 from .io import remove_stale_temps_under, sha256_json, write_json, write_text
-from .jobs import EvaluationJob, Evaluations, evaluate_to_file, read_stamped
 from .progress import Progress
 from .provenance import KEY as PROVENANCE
 from .search.config import SearchConfig
 from .search.controller import Controller
-from .search.recipe import EvalResult, EvalSetup
-from .search.reward import estimated_cost
-from .search.steps import EvaluatorSpec
 from .seeds import derive_seed
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
 from .stats import compare_evidence, spearman
+from .trial.jobs import TrialJob, TrialPool, read_stamped, run_trial_to_file
+from .trial.recipe import TrialResult, TrialSetup
+from .trial.reward import estimated_cost
+from .trial.spec import TrialSpec
 
 GROUPS = ("controller", "random")
 SETUPS = ("search", "long")
@@ -85,12 +85,12 @@ def require_controller(search: SearchConfig, params_path: str) -> None:
         )
 
 
-def long_setup(setup: EvalSetup, phase2_epochs: int) -> EvalSetup:
+def long_setup(setup: TrialSetup, phase2_epochs: int) -> TrialSetup:
     """The longer setup: the search setup with phase 2 extended to ``phase2_epochs``."""
     return replace(setup, phase2_epochs=phase2_epochs)
 
 
-def search_setup_in_long(specs: Mapping[str, EvaluatorSpec]) -> bool:
+def search_setup_in_long(specs: Mapping[str, TrialSpec]) -> bool:
     """Whether the search setup's result is the longer evaluation's state after phase 1: a
     trained reward, the search setup phase 1 alone (no early stop, no latency term) and the
     longer setup the same but for phase 2."""
@@ -188,18 +188,18 @@ def read_samples(
     }
 
 
-def evaluate_job(
+def run_compare_trial(
     layout: CompareLayout,
     params_hash: str,
     seed: int,
     group: str,
     setup: str,
     index: int,
-    evaluate: Callable[[Genotype, int], EvalResult],
+    evaluate: Callable[[Genotype, int], TrialResult],
     space: SearchSpace = DEFAULT_SPACE,
     with_search_setup: bool = False,
-) -> EvalResult:
-    """Evaluate architecture ``index`` of ``group`` in ``setup``; reuse its file when present.
+) -> TrialResult:
+    """The trial of architecture ``index`` of ``group`` in ``setup``; reuse its file when present.
 
     Both setups of one architecture use the same seed, so they differ only in phase 2.
     ``with_search_setup`` (the long setup, when ``search_setup_in_long``) also writes the
@@ -215,11 +215,11 @@ def evaluate_job(
         return samples[group][index], derive_seed(seed, "compare", group, index)
 
     path = layout.evaluation(group, setup, index)
-    result = evaluate_to_file(path, params_hash, STALE, locate, evaluate)
+    result = run_trial_to_file(path, params_hash, STALE, locate, evaluate)
     if with_search_setup:
         if setup != "long":
             raise ValueError("with_search_setup reads the search setup off the long one")
-        evaluate_to_file(
+        run_trial_to_file(
             layout.evaluation(group, "search", index),
             params_hash,
             STALE,
@@ -230,7 +230,7 @@ def evaluate_job(
     return result
 
 
-def evaluation_job(
+def trial_job(
     layout: CompareLayout,
     params_hash: str,
     seed: int,
@@ -239,11 +239,11 @@ def evaluation_job(
     index: int,
     space: SearchSpace = DEFAULT_SPACE,
     with_search_setup: bool = False,
-) -> EvaluationJob:
-    """Architecture ``index`` of ``group`` in ``setup`` as a job for ``segnas.jobs.Evaluations``
+) -> TrialJob:
+    """Architecture ``index`` of ``group`` in ``setup`` as a job for ``segnas.trial.jobs.TrialPool``
     (its evaluator recipe is named after the setup)."""
     step = functools.partial(
-        evaluate_job,
+        run_compare_trial,
         layout,
         params_hash,
         seed,
@@ -253,7 +253,7 @@ def evaluation_job(
         space=space,
         with_search_setup=with_search_setup,
     )
-    return EvaluationJob(step, setup, str(layout.evaluation(group, setup, index)))
+    return TrialJob(step, setup, str(layout.evaluation(group, setup, index)))
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:
@@ -287,7 +287,7 @@ def assemble(
                 if not path.is_file():
                     raise ArtifactError(f"{path} is missing; run compare evaluate for it first")
                 payload = read_stamped(path, params_hash, STALE)
-                results[setup].append(EvalResult.from_dict(payload["result"]))
+                results[setup].append(TrialResult.from_dict(payload["result"]))
         for index in range(config.num_archs):
             short, long = results["search"][index], results["long"][index]
             genotype = samples[group][index]
@@ -333,7 +333,7 @@ def run_compare(
     layout: CompareLayout,
     controller: Controller,
     config: CompareConfig,
-    specs: dict[str, EvaluatorSpec],
+    specs: dict[str, TrialSpec],
     seed: int,
     params_hash: str,
     stream: TextIO | None = None,
@@ -369,13 +369,13 @@ def run_compare(
             key=lambda job: -estimated_cost(drawn[job[0]][job[2]], specs[job[1]].setup, space)
         )
 
-    def finished(job: EvaluationJob, result: EvalResult) -> None:
+    def finished(job: TrialJob, result: TrialResult) -> None:
         progress.update(extra=f"{Path(job.where).stem} reward {result.reward:.4f}")
 
-    with Evaluations(specs, config.workers, "compare", stream) as evaluations:
+    with TrialPool(specs, config.workers, "compare", stream) as evaluations:
         evaluations.run(
             [
-                evaluation_job(layout, params_hash, seed, *job, space, with_search_setup=shared)
+                trial_job(layout, params_hash, seed, *job, space, with_search_setup=shared)
                 for job in missing
             ],
             finished,

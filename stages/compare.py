@@ -3,7 +3,7 @@
 Usage:
   python stages/compare.py [--params params.yaml] [run]              every step, locally
   python stages/compare.py sample                                    fan-out steps (Snakemake)
-  python stages/compare.py evaluate --group G --setup S --index I
+  python stages/compare.py trial --group G --setup S --index I
   python stages/compare.py assemble
 """
 
@@ -21,10 +21,10 @@ from segnas.compare import (
     CompareLayout,
     assemble,
     compare_hash,
-    evaluate_job,
     long_setup,
     require_controller,
     run_compare,
+    run_compare_trial,
     write_samples,
 )
 from segnas.config import load_config, load_params, section, setting
@@ -33,7 +33,7 @@ from segnas.errors import SegnasError
 from segnas.pipeline.paths import COMPARE, PREPARED, SPLIT, STEM_CACHE
 from segnas.search.config import SearchConfig
 from segnas.search.controller import load_controller, read_checkpoint
-from segnas.search.steps import EvaluatorSpec
+from segnas.trial.spec import TrialSpec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,10 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     steps = parser.add_subparsers(dest="step", metavar="STEP")
     steps.add_parser("run", help="every step with a local worker pool (default)")
     steps.add_parser("sample", help="draw the 2N architectures")
-    evaluate = steps.add_parser("evaluate", help="one evaluation")
-    evaluate.add_argument("--group", choices=GROUPS, required=True)
-    evaluate.add_argument("--setup", choices=SETUPS, required=True)
-    evaluate.add_argument("--index", type=int, required=True)
+    trial = steps.add_parser("trial", help="one trial")
+    trial.add_argument("--group", choices=GROUPS, required=True)
+    trial.add_argument("--setup", choices=SETUPS, required=True)
+    trial.add_argument("--index", type=int, required=True)
     steps.add_parser("assemble", help="write compare.csv and metrics.json")
     return parser
 
@@ -59,12 +59,12 @@ def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
     config = load_config(CompareConfig, section(params, "compare", params_path), "compare")
     stem_weights = str(section(params, "stem", params_path)["weights"])
     device = str(resolve_device(str(setting(params, "device", params_path))))
-    base = EvaluatorSpec(search.objective, search.eval, search.target, device=device)
+    base = TrialSpec(search.objective, search.eval, search.target, device=device)
     if search.objective == "train":
         from segnas.data.split import read_split_info
 
         dataset = read_split_info(SPLIT)["dataset"]
-        base = EvaluatorSpec(
+        base = TrialSpec(
             search.objective,
             search.eval,
             search.target,
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"compare: sampled {config.num_archs} + {config.num_archs} architectures")
                 return 0
             metrics = run_compare(layout, controller, config, specs, search.seed, params_hash)
-        elif step == "evaluate":
-            result = evaluate_job(
+        elif step == "trial":
+            result = run_compare_trial(
                 layout,
                 params_hash,
                 search.seed,

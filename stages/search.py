@@ -3,7 +3,7 @@
 Usage:
   python stages/search.py [--params params.yaml] [run] [--workers N]   the whole search, locally
   python stages/search.py sample --round R                             fan-out steps (Snakemake)
-  python stages/search.py evaluate --round R --index I
+  python stages/search.py trial --round R --index I
   python stages/search.py update --round R
   python stages/search.py assemble
 """
@@ -24,13 +24,13 @@ from segnas.search.identity import search_identity
 from segnas.search.lock import directory_lock
 from segnas.search.runner import run_search
 from segnas.search.steps import (
-    EvaluatorSpec,
     SearchLayout,
     assemble,
-    evaluate_index,
+    run_trial_index,
     sample_round,
     update_round,
 )
+from segnas.trial.spec import TrialSpec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,9 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     steps.add_parser("sample", help="sample round R").add_argument(
         "--round", type=int, required=True
     )
-    evaluate = steps.add_parser("evaluate", help="evaluate architecture I of round R")
-    evaluate.add_argument("--round", type=int, required=True)
-    evaluate.add_argument("--index", type=int, required=True)
+    trial = steps.add_parser("trial", help="the trial of architecture I of round R")
+    trial.add_argument("--round", type=int, required=True)
+    trial.add_argument("--index", type=int, required=True)
     steps.add_parser("update", help="PPO update with round R").add_argument(
         "--round", type=int, required=True
     )
@@ -52,10 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str, dict]:
+def _setup(params_path: str) -> tuple[SearchConfig, TrialSpec, str, dict]:
     params = load_params(params_path)
     config, extra, params_hash = search_identity(params, params_path)
-    return config, EvaluatorSpec.from_params(config, extra, params, params_path), params_hash, extra
+    return config, TrialSpec.from_params(config, extra, params, params_path), params_hash, extra
 
 
 def _step(
@@ -63,7 +63,7 @@ def _step(
     step: str,
     layout: SearchLayout,
     config: SearchConfig,
-    spec: EvaluatorSpec,
+    spec: TrialSpec,
     params_hash: str,
     start: float,
 ) -> None:
@@ -71,8 +71,8 @@ def _step(
     if step == "sample":
         samples = sample_round(layout, config, params_hash, args.round)
         print(f"search: sampled round {args.round} ({len(samples)} architectures)")
-    elif step == "evaluate":
-        result = evaluate_index(layout, config, params_hash, args.round, args.index, spec.build())
+    elif step == "trial":
+        result = run_trial_index(layout, config, params_hash, args.round, args.index, spec.build())
         print(
             f"search: round {args.round} index {args.index} {result.hash} "
             f"{result.status} reward {result.reward:.4f} "
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, spec, params_hash, extra = _setup(args.params)
         if spec.device != "cpu":
-            spec = EvaluatorSpec(**{**spec.__dict__, "device": str(resolve_device(spec.device))})
+            spec = TrialSpec(**{**spec.__dict__, "device": str(resolve_device(spec.device))})
         if step == "run":
             if getattr(args, "workers", None) is not None:
                 if args.workers < 1:

@@ -8,11 +8,9 @@ from pathlib import Path
 
 from segnas.compare import CompareConfig
 from segnas.config import load_params
-from segnas.search.config import ControllerConfig, SearchConfig
-from segnas.search.ppo import PPOConfig
-from segnas.search.recipe import EvalSetup
-from segnas.search.strategies import EvolutionConfig
+from segnas.search.config import ControllerConfig, EvolutionConfig, PPOConfig, SearchConfig
 from segnas.trainconfig import TrainConfig
+from segnas.trial.recipe import TrialSetup
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 
@@ -80,10 +78,10 @@ def train_config(**overrides: object) -> TrainConfig:
     return TrainConfig(**{**TEST_TRAIN, **overrides})
 
 
-def eval_setup(**overrides: object) -> EvalSetup:
-    """An :class:`EvalSetup` with the test values (the paper's recipe), ``overrides`` replacing
+def eval_setup(**overrides: object) -> TrialSetup:
+    """An :class:`TrialSetup` with the test values (the paper's recipe), ``overrides`` replacing
     some."""
-    return EvalSetup(**{**TEST_EVAL, **overrides})
+    return TrialSetup(**{**TEST_EVAL, **overrides})
 
 
 def ppo_config(**overrides: object) -> PPOConfig:

@@ -20,9 +20,9 @@ from segnas.compare import (
     assemble,
     compare_hash,
     draw_architectures,
-    evaluate_job,
     long_setup,
     run_compare,
+    run_compare_trial,
     search_setup_in_long,
     write_samples,
 )
@@ -30,11 +30,11 @@ from segnas.config import load_config
 from segnas.errors import ArtifactError, ConfigError
 from segnas.published import resolve_genotype
 from segnas.search.controller import Controller, genotype_to_choices
-from segnas.search.recipe import EvalResult
-from segnas.search.steps import EvaluatorSpec
 from segnas.seeds import derive_seed
 from segnas.space import DEFAULT_SPACE
 from segnas.stats import spearman
+from segnas.trial.recipe import TrialResult
+from segnas.trial.spec import TrialSpec
 
 TARGET = resolve_genotype("arch0")
 
@@ -52,7 +52,7 @@ def fake_evaluator(setup: str):
 
     def evaluate(genotype, seed):
         bonus = 0.0 if setup == "search" else int(genotype.hash[:2], 16) / 2550
-        return EvalResult(genotype.to_text(), genotype.hash, reward=similarity(genotype) + bonus)
+        return TrialResult(genotype.to_text(), genotype.hash, reward=similarity(genotype) + bonus)
 
     return evaluate
 
@@ -87,7 +87,7 @@ def test_steps_write_csv_and_rho_and_resume(tmp_path):
     controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
     write_samples(layout, controller, config, 0, "h1")
     for group, setup, index in layout.jobs(config.num_archs):
-        evaluate_job(layout, "h1", 0, group, setup, index, fake_evaluator(setup))
+        run_compare_trial(layout, "h1", 0, group, setup, index, fake_evaluator(setup))
     assert len(list((tmp_path / "compare/evals").glob("*.json"))) == 20
     metrics = assemble(layout, config, "h1")
     rows = list(csv.DictReader(io.StringIO(layout.csv.read_text())))
@@ -105,21 +105,21 @@ def test_steps_write_csv_and_rho_and_resume(tmp_path):
     def fail(genotype, seed):
         raise AssertionError("recomputed")
 
-    evaluate_job(layout, "h1", 0, "random", "long", 2, fail)
+    run_compare_trial(layout, "h1", 0, "random", "long", 2, fail)
     with pytest.raises(ArtifactError, match="params hash"):
-        evaluate_job(layout, "other", 0, "random", "long", 2, fail)
+        run_compare_trial(layout, "other", 0, "random", "long", 2, fail)
 
 
 def test_local_run_matches_the_fan_out_steps(tmp_path):
     controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
     config = compare_config(num_archs=3)
-    spec = EvaluatorSpec("target", eval_setup(), "arch0")
+    spec = TrialSpec("target", eval_setup(), "arch0")
     local = CompareLayout(tmp_path / "local")
     metrics = run_compare(local, controller, config, {"search": spec, "long": spec}, 0, "h")
     steps = CompareLayout(tmp_path / "steps")
     write_samples(steps, controller, config, 0, "h")
     for job in steps.jobs(config.num_archs):
-        evaluate_job(steps, "h", 0, *job, spec.build())
+        run_compare_trial(steps, "h", 0, *job, spec.build())
     assert assemble(steps, config, "h", run_provenance=spec.provenance()) == metrics
     assert steps.csv.read_text() == local.csv.read_text()
     assert metrics["provenance"]["threads"] == spec.setup.threads
@@ -131,7 +131,7 @@ def test_search_setup_read_off_the_long_evaluation_equals_its_own(tmp_path):
     steps) bit for bit, and so do compare.csv and the metrics."""
     root = make_project(tmp_path / "project", tiny_params())
     setup = eval_setup(**{**TINY_SEARCH_EVAL, "phase2_epochs": 0})
-    search = EvaluatorSpec(
+    search = TrialSpec(
         "train",
         setup,
         prepared_dir=str(root / "data/prepared/synthetic"),
@@ -156,17 +156,17 @@ def test_search_setup_read_off_the_long_evaluation_equals_its_own(tmp_path):
     write_samples(steps, controller, config, 0, "h")
     built = {name: spec.build() for name, spec in specs.items()}
     for group, setup_name, index in steps.jobs(config.num_archs):
-        evaluate_job(steps, "h", 0, group, setup_name, index, built[setup_name])
+        run_compare_trial(steps, "h", 0, group, setup_name, index, built[setup_name])
     for job in steps.jobs(config.num_archs):
-        mine = EvalResult.from_dict(json.loads(local.evaluation(*job).read_text())["result"])
-        theirs = EvalResult.from_dict(json.loads(steps.evaluation(*job).read_text())["result"])
+        mine = TrialResult.from_dict(json.loads(local.evaluation(*job).read_text())["result"])
+        theirs = TrialResult.from_dict(json.loads(steps.evaluation(*job).read_text())["result"])
         assert mine.status == "ok" and mine.to_row() == theirs.to_row()
     assert assemble(steps, config, "h", run_provenance=search.provenance()) == metrics
     assert steps.csv.read_text() == local.csv.read_text()
 
 
 @dataclass(frozen=True)
-class DyingSpec(EvaluatorSpec):
+class DyingSpec(TrialSpec):
     """The ``target`` reward, but the job with seed ``die_seed`` SIGKILLs its worker process:
     always, or only the first time when ``marker`` is set (a file created at that death)."""
 
@@ -191,7 +191,7 @@ def test_dying_workers_are_retried_once_then_recorded(tmp_path):
     as worker_died with reward 0; everything else equals a run without deaths."""
     controller = Controller(DEFAULT_SPACE, hidden_size=16, num_layers=1, seed=0)
     config = compare_config(num_archs=3, workers=2)
-    plain = EvaluatorSpec("target", eval_setup(), "arch0")
+    plain = TrialSpec("target", eval_setup(), "arch0")
     once = DyingSpec(
         "target",
         eval_setup(),

@@ -27,10 +27,9 @@ from segnas.config import (
     validate_params,
 )
 from segnas.errors import ConfigError
-from segnas.search.config import ControllerConfig, SearchConfig
-from segnas.search.ppo import PPOConfig
-from segnas.search.recipe import EvalSetup
+from segnas.search.config import ControllerConfig, PPOConfig, SearchConfig
 from segnas.trainconfig import TrainConfig
+from segnas.trial.recipe import TrialSetup
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
@@ -335,7 +334,7 @@ def test_unreadable_params_give_one_line_naming_the_file(tmp_path, capsys, kind)
         assert expected in err and len(err.strip().splitlines()) == 1, (stage, err)
 
 
-CONFIG_CLASSES = (TrainConfig, SearchConfig, ControllerConfig, PPOConfig, EvalSetup, CompareConfig)
+CONFIG_CLASSES = (TrainConfig, SearchConfig, ControllerConfig, PPOConfig, TrialSetup, CompareConfig)
 
 
 @pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
@@ -352,7 +351,7 @@ def test_typed_configs_have_no_code_defaults(cls):
 def test_load_config_builds_nested_typed_configs_from_a_section():
     params = _repo_params()
     config = load_config(SearchConfig, params["search"], "search", seed=7)
-    assert config.seed == 7 and isinstance(config.eval, EvalSetup)
+    assert config.seed == 7 and isinstance(config.eval, TrialSetup)
     assert isinstance(config.eval.crop_size, tuple) and isinstance(config.ppo, PPOConfig)
     assert config == SearchConfig.from_params(params["search"], 7)
     with pytest.raises(ConfigError, match="search.eval.batch_sizes: unknown key"):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from segnas.data.synthetic import generate_synthetic
-from segnas.search.recipe import EvalSetup
+from segnas.trial.recipe import TrialSetup
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "gpu_check.sh"
@@ -70,7 +70,7 @@ print(sorted(new - {{"segnas", "gpu_check"}}))
     assert done.stdout.strip() == "[]"
 
 
-def setup(**values: object) -> EvalSetup:
+def setup(**values: object) -> TrialSetup:
     base = dict(
         phase1_epochs=5,
         phase2_epochs=5,
@@ -95,7 +95,7 @@ def setup(**values: object) -> EvalSetup:
         ema_decay=None,
         common_order=False,
     )
-    return EvalSetup(**{**base, **values})
+    return TrialSetup(**{**base, **values})
 
 
 def test_scaling_to_the_paper_multiplies_each_phase_by_its_share_of_the_work():

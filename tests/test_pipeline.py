@@ -192,6 +192,19 @@ def test_stem_cache_code_is_not_a_dependency_of_prepare_or_split():
     assert _stages_importing("segnas/data/stem_cache.py") == {"cache_stem", "search", "compare"}
 
 
+def test_the_search_strategy_code_is_not_a_dependency_of_train_evaluate_or_report():
+    # train reads the search's identity (its config dataclasses) but none of its strategies:
+    # editing PPO, the controller, evolution or the rounds reruns search and compare only
+    for module in (
+        "segnas/search/ppo.py",
+        "segnas/search/controller.py",
+        "segnas/search/strategies.py",
+        "segnas/search/steps.py",
+    ):
+        assert _stages_importing(module) <= {"search", "compare", "report"}, module
+        assert not _stages_importing(module) & {"train", "evaluate"}, module
+
+
 def test_training_loop_is_a_dependency_of_train_only():
     assert _stages_importing("segnas/final_training.py") == {"train"}
 

@@ -101,10 +101,11 @@ def test_search_metrics_carry_the_provenance_of_the_evaluations(tmp_path):
 
     from segnas.search.config import params_hash_of
     from segnas.search.runner import run_search
-    from segnas.search.steps import EvaluatorSpec, SearchLayout
+    from segnas.search.steps import SearchLayout
+    from segnas.trial.spec import TrialSpec
 
     config = search_config(objective="target", target="arch0", rounds=1, archs_per_round=2)
-    spec = EvaluatorSpec("target", eval_setup(threads=1), "arch0")
+    spec = TrialSpec("target", eval_setup(threads=1), "arch0")
     layout = SearchLayout(tmp_path / "search")
     run_search(layout, config, params_hash_of(config), spec)
     block = json.loads((layout.root / "metrics.json").read_text())[KEY]

@@ -33,8 +33,8 @@ from PIL import Image
 
 from segnas.errors import ArtifactError, ConfigError
 from segnas.io import read_json, remove_stale_temps, save_torch
-from segnas.search.steps import EvaluatorSpec
 from segnas.stem import build_stem
+from segnas.trial.spec import TrialSpec
 
 REPO = Path(__file__).resolve().parents[1]
 TEMP_NAME = re.compile(r"^\..+\.tmp$")
@@ -414,7 +414,7 @@ def test_damaged_prepared_files_and_split_are_named(data_project, capsys):
 
 def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_path):
     """The search data loader compares the configured stem weights with the cache header's."""
-    from segnas.search.evaldata import EvalData
+    from segnas.trial.data import TrialData
 
     other = tmp_path / "other_stem.pt"
     torch.manual_seed(123)
@@ -422,13 +422,13 @@ def test_search_refuses_a_stem_cache_built_with_other_weights(data_project, tmp_
     header = read_json("cache/stem/header.json")
     assert header["stem_weights"] == "none"
     with pytest.raises(ArtifactError, match=r"cache/stem.*stem") as caught:
-        EvalData.from_paths("data/prepared/synthetic", "data/split", "cache/stem", str(other))
+        TrialData.from_paths("data/prepared/synthetic", "data/split", "cache/stem", str(other))
     message = str(caught.value)
     assert "'none'" in message and repr(str(other)) in message and "rerun" in message
-    assert EvalData.from_paths("data/prepared/synthetic", "data/split", "cache/stem", "none")
+    assert TrialData.from_paths("data/prepared/synthetic", "data/split", "cache/stem", "none")
     Path("cache/stem/stem.pt").write_bytes(b"damaged")
     with pytest.raises(ArtifactError, match=r"cache/stem/stem\.pt is not a stem state dict"):
-        EvalData.from_paths("data/prepared/synthetic", "data/split", "cache/stem", "none")
+        TrialData.from_paths("data/prepared/synthetic", "data/split", "cache/stem", "none")
 
 
 def test_stem_cache_of_other_crop_settings_is_refused_by_the_expected_header(data_project):
@@ -464,7 +464,7 @@ def test_trained_checkpoint_with_weights_of_another_architecture_is_named(tmp_pa
 
 
 @dataclass(frozen=True)
-class DyingOnceSpec(EvaluatorSpec):
+class DyingOnceSpec(TrialSpec):
     """The cheap ``target`` reward, but the first evaluation SIGKILLs its worker process."""
 
     marker: str = ""
@@ -502,14 +502,14 @@ def test_a_dying_worker_is_retried_once_and_the_search_goes_on(tmp_path):
         SearchLayout(tmp_path / "clean"),
         config,
         params_hash_of(config),
-        EvaluatorSpec("target", eval_setup(), "arch0"),
+        TrialSpec("target", eval_setup(), "arch0"),
         io.StringIO(),
     )
     assert [r.result.to_row() for r in records] == [r.result.to_row() for r in clean]
 
 
 @dataclass(frozen=True)
-class AlwaysDyingSpec(EvaluatorSpec):
+class AlwaysDyingSpec(TrialSpec):
     """The cheap ``target`` reward, but the evaluation with seed ``die_seed`` always SIGKILLs
     its worker process."""
 
@@ -728,7 +728,7 @@ def _same(clean: Path, chaos: Path, rel: str) -> bool:
 def test_chaos_sigkill_during_the_quickstart_ends_equal_to_a_clean_run(tmp_path):
     """SIGKILL the running stage 8 times at seeded random moments (cache_stem, search,
     compare and train twice each), rerun it each time, and compare every output with
-    a clean run's: bit for bit, except the named wall-clock files. Evaluations and controller
+    a clean run's: bit for bit, except the named wall-clock files. TrialPool and controller
     updates finished before a kill are reused, not redone (same inode and mtime)."""
     src = tmp_path / "src"
     for name in ("segnas", "stages", "workflow"):

@@ -13,15 +13,15 @@ import pytest
 from config_values import compare_config
 from PIL import Image
 
-from segnas.compare import CompareLayout, assemble, evaluate_job, write_samples
+from segnas.compare import CompareLayout, assemble, run_compare_trial, write_samples
 from segnas.published import resolve_genotype
 from segnas.report import ReportInputs, build_report
 from segnas.report.evidence import pareto_front, quarter_means
 from segnas.report.figures import architecture_drawing, block_strides
 from segnas.search.controller import Controller
 from segnas.search.log import Record, write_outputs
-from segnas.search.recipe import EvalResult
 from segnas.space import DEFAULT_SPACE, Genotype
+from segnas.trial.recipe import TrialResult
 
 
 def _write_search_logs(root: Path) -> None:
@@ -32,7 +32,7 @@ def _write_search_logs(root: Path) -> None:
     for round_index in range(4):
         for index in range(3):
             genotype = DEFAULT_SPACE.sample(rng)
-            result = EvalResult(
+            result = TrialResult(
                 genotype.to_text(),
                 genotype.hash,
                 reward=0.1 + 0.05 * round_index + 0.01 * index,
@@ -61,10 +61,10 @@ def _write_comparison(root: Path) -> None:
     for group, setup, index in layout.jobs(config.num_archs):
         reward = 0.1 * index + (0.05 if (group, setup) == ("random", "long") else 0.0)
 
-        def evaluate(genotype: Genotype, seed: int, reward: float = reward) -> EvalResult:
-            return EvalResult(genotype.to_text(), genotype.hash, reward=reward, miou=0.1)
+        def evaluate(genotype: Genotype, seed: int, reward: float = reward) -> TrialResult:
+            return TrialResult(genotype.to_text(), genotype.hash, reward=reward, miou=0.1)
 
-        evaluate_job(layout, "test", 0, group, setup, index, evaluate)
+        run_compare_trial(layout, "test", 0, group, setup, index, evaluate)
     assemble(layout, config, "test")
 
 

@@ -64,7 +64,7 @@ def test_log_prob_is_the_sum_over_decisions_and_matches_sampling():
     generator = torch.Generator().manual_seed(7)
     genotypes, sampled = zip(*(controller.sample(generator) for _ in range(6)), strict=True)
     with torch.no_grad():
-        log_prob, entropy = controller.evaluate(list(genotypes))
+        log_prob, entropy = controller.log_probs(list(genotypes))
     for genotype, expected, got in zip(genotypes, sampled, log_prob, strict=True):
         per_decision = _stepwise_log_probs(controller, genotype_to_choices(genotype, SPACE))
         assert len(per_decision) == SPACE.num_decisions
@@ -84,7 +84,7 @@ def test_entropy_of_a_uniform_policy_counts_only_real_decisions():
 
     expected = sum(math.log(s.num_choices) for s in decision_sequence(SPACE))
     with torch.no_grad():
-        log_prob, entropy = controller.evaluate([SPACE.sample(0)])
+        log_prob, entropy = controller.log_probs([SPACE.sample(0)])
     assert float(entropy[0]) == pytest.approx(expected, rel=1e-5)
     assert float(log_prob[0]) == pytest.approx(-expected, rel=1e-5)
 

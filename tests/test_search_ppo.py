@@ -4,8 +4,9 @@ from config_values import ppo_config, quickstart_section
 
 from segnas.config import load_config
 from segnas.errors import ConfigError
+from segnas.search.config import PPOConfig
 from segnas.search.controller import Controller
-from segnas.search.ppo import PPOConfig, PPOTrainer
+from segnas.search.ppo import PPOTrainer
 from segnas.space import SearchSpace
 
 SPACE = SearchSpace()
@@ -54,7 +55,7 @@ def test_an_update_raises_the_probability_of_a_rewarded_genotype():
     trainer.add(bad, 0.0, bad_lp)
     trainer.add(good, 1.0, good_lp)
     trainer.step()
-    new_good, new_bad = controller.evaluate([good, bad])[0].tolist()
+    new_good, new_bad = controller.log_probs([good, bad])[0].tolist()
     assert new_good > good_lp
     assert new_good - good_lp > new_bad - bad_lp
 

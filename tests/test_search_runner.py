@@ -28,13 +28,13 @@ from segnas.search.identity import check_search_matches
 from segnas.search.log import ARCHS_COLUMNS, CONTROLLER_COLUMNS
 from segnas.search.runner import run_search
 from segnas.search.steps import (
-    EvaluatorSpec,
     SearchLayout,
-    evaluate_index,
+    run_trial_index,
     sample_round,
     update_round,
 )
 from segnas.space import DEFAULT_SPACE
+from segnas.trial.spec import TrialSpec
 
 OUTPUTS = ("archs.csv", "controller.csv", "top.json", "metrics.json")
 SNAKEFILE = """configfile: "params.yaml"
@@ -188,7 +188,7 @@ def _target_config(**overrides):
 def test_target_objective_progress_and_restart_on_changed_params(tmp_path):
     layout = SearchLayout(tmp_path / "search")
     config = _target_config()
-    spec = EvaluatorSpec("target", eval_setup(), "arch0")
+    spec = TrialSpec("target", eval_setup(), "arch0")
     stream = io.StringIO()
     records = run_search(layout, config, params_hash_of(config), spec, stream)
     assert [(r.round, r.index) for r in records] == [(r, i) for r in range(4) for i in range(3)]
@@ -199,7 +199,7 @@ def test_target_objective_progress_and_restart_on_changed_params(tmp_path):
     assert "moved it to" in stream.getvalue()
     assert (layout.root / "archs.csv").read_bytes() != first
     with pytest.raises(ArtifactError, match="params hash"):
-        evaluate_index(layout, config, params_hash_of(config), 0, 0, lambda g, s: None)
+        run_trial_index(layout, config, params_hash_of(config), 0, 0, lambda g, s: None)
     with pytest.raises(ArtifactError, match="params hash"):
         sample_round(layout, config, params_hash_of(config), 0)
 
@@ -207,12 +207,12 @@ def test_target_objective_progress_and_restart_on_changed_params(tmp_path):
 def test_local_run_continues_a_search_made_by_the_fan_out_steps(tmp_path):
     config = _target_config(rounds=2)
     params_hash = params_hash_of(config)
-    spec = EvaluatorSpec("target", eval_setup(), "arch0")
+    spec = TrialSpec("target", eval_setup(), "arch0")
     layout = SearchLayout(tmp_path / "search")
     sample_round(layout, config, params_hash, 0)
     evaluate = spec.build()
     for index in range(config.archs_per_round):
-        evaluate_index(layout, config, params_hash, 0, index, evaluate)
+        run_trial_index(layout, config, params_hash, 0, index, evaluate)
     update_round(layout, config, params_hash, 0)
     first_round = layout.checkpoint(0).stat().st_mtime_ns
     run_search(layout, config, params_hash, spec, io.StringIO())
@@ -234,7 +234,7 @@ def _search_digests(root: Path) -> dict[str, str]:
 
 
 def test_more_rounds_continue_the_search_and_keep_every_finished_evaluation(tmp_path):
-    spec = EvaluatorSpec("target", eval_setup(), "arch0")
+    spec = TrialSpec("target", eval_setup(), "arch0")
     layout = SearchLayout(tmp_path / "search")
     short = _target_config(rounds=2)
     run_search(layout, short, params_hash_of(short), spec, io.StringIO())
@@ -247,7 +247,7 @@ def test_more_rounds_continue_the_search_and_keep_every_finished_evaluation(tmp_
         calls.append(seed)
         return spec.build()(genotype, seed)
 
-    class Counting(EvaluatorSpec):
+    class Counting(TrialSpec):
         def build(self):
             return counting
 
@@ -265,7 +265,7 @@ def test_more_rounds_continue_the_search_and_keep_every_finished_evaluation(tmp_
 
 
 def test_params_that_change_results_move_the_old_search_aside(tmp_path):
-    spec = EvaluatorSpec("target", eval_setup(), "arch0")
+    spec = TrialSpec("target", eval_setup(), "arch0")
     layout = SearchLayout(tmp_path / "search")
     config = _target_config()
     old_hash = params_hash_of(config)
@@ -293,13 +293,13 @@ def test_fan_out_steps_refuse_a_round_or_index_beyond_the_configured_search(tmp_
     layout = SearchLayout(tmp_path / "search")
     params_hash = params_hash_of(config)
     with pytest.raises(ConfigError, match=r"round 99 .*search\.rounds is 2"):
-        evaluate_index(layout, config, params_hash, 99, 0, lambda g, s: None)
+        run_trial_index(layout, config, params_hash, 99, 0, lambda g, s: None)
     with pytest.raises(ConfigError, match=r"round 2 .*search\.rounds is 2"):
         sample_round(layout, config, params_hash, 2)
     with pytest.raises(ConfigError, match=r"round -1"):
         update_round(layout, config, params_hash, -1)
     with pytest.raises(ConfigError, match=r"index 7 .*search\.archs_per_round is 3"):
-        evaluate_index(layout, config, params_hash, 0, 7, lambda g, s: None)
+        run_trial_index(layout, config, params_hash, 0, 7, lambda g, s: None)
     assert not layout.root.exists()
 
 
@@ -308,7 +308,7 @@ def test_a_second_search_in_the_same_directory_is_refused_naming_the_first(tmp_p
 
     config = _target_config(rounds=1)
     layout = SearchLayout(tmp_path / "search")
-    spec = EvaluatorSpec("target", eval_setup(), "arch0")
+    spec = TrialSpec("target", eval_setup(), "arch0")
     busy = pytest.raises(DirectoryBusy, match=rf"pid {os.getpid()} .*first-hash")
     with directory_lock(layout.root, "first-hash"), busy:
         run_search(layout, config, params_hash_of(config), spec, io.StringIO())
@@ -331,7 +331,7 @@ def test_fan_out_steps_and_a_local_run_exclude_each_other(tmp_path, capsys):
         directory_lock(layout.root, "", shared=True),
         pytest.raises(DirectoryBusy, match="fan-out"),
     ):
-        run_search(layout, config, params_hash_of(config), EvaluatorSpec("target", eval_setup()))
+        run_search(layout, config, params_hash_of(config), TrialSpec("target", eval_setup()))
     assert run_stage(tmp_path, "search", "sample", "--round", "0") == 0
 
 

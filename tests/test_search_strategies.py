@@ -17,7 +17,7 @@ from segnas.errors import ConfigError
 from segnas.search.config import SearchConfig, params_hash_of
 from segnas.search.controller import genotype_to_choices
 from segnas.search.runner import run_search
-from segnas.search.steps import EvaluatorSpec, SearchLayout
+from segnas.search.steps import SearchLayout
 from segnas.search.strategies import (
     EvolutionConfig,
     evolution_proposal,
@@ -26,6 +26,7 @@ from segnas.search.strategies import (
     random_proposal,
 )
 from segnas.space import DEFAULT_SPACE
+from segnas.trial.spec import TrialSpec
 
 OUTPUTS = ("archs.csv", "controller.csv", "top.json", "metrics.json")
 
@@ -86,7 +87,7 @@ def _search(root, strategy: str, seed: int, rounds: int = 15, archs: int = 4) ->
         evolution=EvolutionConfig(population=20, tournament=5),
     )
     config = replace(config, ppo=replace(config.ppo, lr=1e-2))
-    spec = EvaluatorSpec("target", config.eval, "arch0")
+    spec = TrialSpec("target", config.eval, "arch0")
     with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):
         records = run_search(SearchLayout(root), config, params_hash_of(config), spec)
     return [record.result.reward for record in records]

@@ -12,22 +12,22 @@ from config_values import eval_setup
 
 from segnas.errors import ArtifactError
 from segnas.io import read_json
-from segnas.jobs import EvaluationJob, Evaluations, evaluate_to_file
-from segnas.search.recipe import EvalResult
-from segnas.search.steps import EvaluatorSpec
 from segnas.space import DEFAULT_SPACE, Genotype
+from segnas.trial.jobs import TrialJob, TrialPool, run_trial_to_file
+from segnas.trial.recipe import TrialResult
+from segnas.trial.spec import TrialSpec
 
 REMEDY = "delete the folder and rerun"
-RECIPES = {"target": EvaluatorSpec("target", eval_setup(), "arch0")}
+RECIPES = {"target": TrialSpec("target", eval_setup(), "arch0")}
 
 
 def _genotype(index: int) -> Genotype:
     return DEFAULT_SPACE.sample(random.Random(index))
 
 
-def score(root: str, params_hash: str, index: int, evaluate) -> EvalResult:
+def score(root: str, params_hash: str, index: int, evaluate) -> TrialResult:
     """The job of these tests: architecture ``index`` (module level, so workers can run it)."""
-    return evaluate_to_file(
+    return run_trial_to_file(
         Path(root) / f"{index}.json",
         params_hash,
         REMEDY,
@@ -37,9 +37,9 @@ def score(root: str, params_hash: str, index: int, evaluate) -> EvalResult:
     )
 
 
-def _jobs(root: Path, count: int) -> list[EvaluationJob]:
+def _jobs(root: Path, count: int) -> list[TrialJob]:
     return [
-        EvaluationJob(functools.partial(score, str(root), "h", i), "target", f"job {i}")
+        TrialJob(functools.partial(score, str(root), "h", i), "target", f"job {i}")
         for i in range(count)
     ]
 
@@ -49,7 +49,7 @@ def test_a_result_is_computed_once_written_stamped_and_refused_under_other_param
 
     def evaluate(genotype, seed):
         calls.append(seed)
-        return EvalResult(genotype.to_text(), genotype.hash, reward=0.25)
+        return TrialResult(genotype.to_text(), genotype.hash, reward=0.25)
 
     first = score(str(tmp_path), "h", 3, evaluate)
     again = score(str(tmp_path), "h", 3, evaluate)
@@ -64,10 +64,10 @@ def _run(root: Path, workers: int) -> dict[str, dict]:
     """Five jobs and then none with ``workers`` processes: each job's reproducible fields."""
     found: dict[str, dict] = {}
 
-    def record(job: EvaluationJob, result: EvalResult) -> None:
+    def record(job: TrialJob, result: TrialResult) -> None:
         found[job.where] = result.to_row()
 
-    with Evaluations(RECIPES, workers, "test", io.StringIO()) as evaluations:
+    with TrialPool(RECIPES, workers, "test", io.StringIO()) as evaluations:
         evaluations.run(_jobs(root, 5), record)
         evaluations.run([], record)
     return found
@@ -80,5 +80,5 @@ def test_a_pool_gives_the_files_and_results_of_a_run_in_order(tmp_path):
         assert sorted(p.name for p in root.iterdir()) == [f"{i}.json" for i in range(5)]
     for i in range(5):
         one, two = (read_json(tmp_path / f"w{w}" / f"{i}.json") for w in (1, 2))
-        rows = [EvalResult.from_dict(p.pop("result")).to_row() for p in (one, two)]
+        rows = [TrialResult.from_dict(p.pop("result")).to_row() for p in (one, two)]
         assert one == two and rows[0] == rows[1]  # all but the wall-clock fields

@@ -12,12 +12,12 @@ from segnas.errors import ConfigError
 from segnas.metrics import reward_from_scores
 from segnas.model import build_model
 from segnas.published import resolve_genotype
-from segnas.search import phases
-from segnas.search import reward as ev
-from segnas.search.evaldata import EvalData
-from segnas.search.recipe import EvalSetup
-from segnas.search.reward import evaluate_architecture
 from segnas.space import DEFAULT_SPACE
+from segnas.trial import phases
+from segnas.trial import reward as ev
+from segnas.trial.data import TrialData
+from segnas.trial.recipe import TrialSetup
+from segnas.trial.reward import run_trial
 
 ARCH = resolve_genotype("arch1")
 
@@ -26,7 +26,7 @@ ARCH = resolve_genotype("arch1")
 def data(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("eval") / "project", tiny_params())
     prepared = root / "data" / "prepared" / "synthetic"
-    return EvalData.from_paths(prepared, root / "data/split", root / "cache/stem", "none")
+    return TrialData.from_paths(prepared, root / "data/split", root / "cache/stem", "none")
 
 
 def _setup(**overrides):
@@ -42,12 +42,12 @@ def _setup(**overrides):
         },
     }
     values.update(overrides)
-    return EvalSetup(**values)
+    return TrialSetup(**values)
 
 
 def _load_setup(**changes):
     values = {**quickstart_section("search.eval"), **changes}
-    return load_config(EvalSetup, values, "search.eval")
+    return load_config(TrialSetup, values, "search.eval")
 
 
 def test_setup_from_params_names_bad_keys_and_values():
@@ -66,8 +66,8 @@ def test_setup_from_params_names_bad_keys_and_values():
 
 def test_evaluation_trains_scores_and_is_deterministic(data):
     setup = _setup()
-    first = evaluate_architecture(ARCH, setup, data, seed=11)
-    again = evaluate_architecture(ARCH, setup, data, seed=11)
+    first = run_trial(ARCH, setup, data, seed=11)
+    again = run_trial(ARCH, setup, data, seed=11)
     assert first.status == "ok", first.reason
     assert first.to_row() == again.to_row()
     scores = {"miou": first.miou, "mean_acc": first.mean_acc, "fwiou": first.fwiou}
@@ -75,12 +75,12 @@ def test_evaluation_trains_scores_and_is_deterministic(data):
     assert first.params == count_params(build_model(ARCH, data.num_classes, 48, 1))
     assert first.flops > 0 and first.downsampling_factor == ARCH.downsampling_factor
     assert set(first.seconds) >= {"setup", "phase1", "phase2", "validation", "total"}
-    other_seed = evaluate_architecture(ARCH, setup, data, seed=12)
+    other_seed = run_trial(ARCH, setup, data, seed=12)
     assert other_seed.to_row() != first.to_row()
 
 
 def test_early_termination_skips_phase_two(data):
-    result = evaluate_architecture(ARCH, _setup(early_stop_reward=1.1), data, seed=0)
+    result = run_trial(ARCH, _setup(early_stop_reward=1.1), data, seed=0)
     assert result.status == "stopped_early" and "phase-1 reward" in result.reason
     assert result.reward == result.reward_phase1 > 0
     assert "phase2" not in result.seconds
@@ -88,9 +88,9 @@ def test_early_termination_skips_phase_two(data):
 
 def test_latency_aware_reward(data):
     setup = _setup(phase2_epochs=0, measure_latency=True)
-    plain = evaluate_architecture(ARCH, setup, data, seed=0)
+    plain = run_trial(ARCH, setup, data, seed=0)
     target = plain.latency_ms * 2
-    aware = evaluate_architecture(
+    aware = run_trial(
         ARCH,
         _setup(
             phase2_epochs=0, measure_latency=True, latency_target_ms=target, latency_weight=-0.07
@@ -107,7 +107,7 @@ def test_latency_aware_reward(data):
 
 
 def test_divergence_is_recorded_with_reward_zero(data):
-    result = evaluate_architecture(ARCH, _setup(lr_decoder_phase1=1e30), data, seed=0)
+    result = run_trial(ARCH, _setup(lr_decoder_phase1=1e30), data, seed=0)
     assert result.status == "diverged", (result.status, result.reason)
     assert result.reward == 0
     assert "not finite" in result.reason or "loss became" in result.reason
@@ -126,7 +126,7 @@ def test_failures_are_recorded_and_the_search_goes_on(data, monkeypatch, error, 
         raise error
 
     monkeypatch.setattr(ev, "train_phase2", fail)
-    result = evaluate_architecture(ARCH, _setup(), data, seed=0)
+    result = run_trial(ARCH, _setup(), data, seed=0)
     assert (result.status, result.reward) == (status, 0.0)
     assert result.reason.startswith(type(error).__name__) and str(error) in result.reason
     assert result.reward_phase1 > 0 and not math.isnan(result.miou)
@@ -134,7 +134,7 @@ def test_failures_are_recorded_and_the_search_goes_on(data, monkeypatch, error, 
 
 def test_thread_setting_is_restored(data):
     torch.set_num_threads(2)
-    evaluate_architecture(ARCH, _setup(phase2_epochs=0), data, seed=0)
+    run_trial(ARCH, _setup(phase2_epochs=0), data, seed=0)
     assert torch.get_num_threads() == 2
 
 
@@ -177,17 +177,15 @@ def test_common_order_shares_the_batches_of_every_evaluation_on_one_cache(data):
         data, common, 2, "phase1"
     )
     assert phases.order_seed(data, _setup(), 1, "phase1") == 1
-    first = evaluate_architecture(ARCH, common, data, seed=11)
-    assert evaluate_architecture(ARCH, common, data, seed=11).to_row() == first.to_row()
-    assert first.to_row() != evaluate_architecture(ARCH, _setup(), data, seed=11).to_row()
+    first = run_trial(ARCH, common, data, seed=11)
+    assert run_trial(ARCH, common, data, seed=11).to_row() == first.to_row()
+    assert first.to_row() != run_trial(ARCH, _setup(), data, seed=11).to_row()
 
 
 def test_each_lever_changes_the_reward_and_stays_deterministic(data):
-    base = evaluate_architecture(ARCH, _setup(), data, seed=11).to_row()
+    base = run_trial(ARCH, _setup(), data, seed=11).to_row()
     for lever in ({"lr_schedule": "cosine"}, {"ema_decay": 0.9}):
-        first = evaluate_architecture(ARCH, _setup(**lever), data, seed=11)
+        first = run_trial(ARCH, _setup(**lever), data, seed=11)
         assert first.status == "ok", first.reason
         assert first.to_row() != base, lever
-        assert (
-            evaluate_architecture(ARCH, _setup(**lever), data, seed=11).to_row() == first.to_row()
-        )
+        assert run_trial(ARCH, _setup(**lever), data, seed=11).to_row() == first.to_row()

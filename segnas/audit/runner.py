@@ -3,7 +3,7 @@ search reward of every architecture under every seed, and final trainings scored
 
 Each job writes one small JSON file stamped with what its result depends on, so a killed audit
 resumes at the first missing file and a stale file is refused, never reused. Rewards run as the
-search's evaluation jobs (``segnas.jobs``), final trainings in the same worker processes, the
+search's evaluation jobs (``segnas.trial.jobs``), final trainings in the same worker processes, the
 costliest first.
 """
 
@@ -26,18 +26,18 @@ from ..data.stem_cache import build_stem_cache, open_stem_cache
 from ..errors import ConfigError
 from ..final_training import build_datasets, train_model
 from ..io import read_json, sha256_file, sha256_json, write_json, write_text
-from ..jobs import EvaluationJob, Evaluations, check_stamp, evaluate_to_file, read_stamped
 from ..model import build_model
 from ..pipeline.paths import PREPARED, SPLIT, STEM_CACHE
 from ..progress import Progress
 from ..search.config import SearchConfig
-from ..search.evaldata import EvalData
-from ..search.recipe import EvalResult, EvalSetup
-from ..search.reward import build_search_network, estimated_cost
-from ..search.steps import EvaluatorSpec
 from ..seeds import derive_seed
 from ..space import Genotype
 from ..trainconfig import TrainConfig
+from ..trial.data import TrialData
+from ..trial.jobs import TrialJob, TrialPool, check_stamp, read_stamped, run_trial_to_file
+from ..trial.recipe import TrialResult, TrialSetup
+from ..trial.reward import build_search_network, estimated_cost
+from ..trial.spec import TrialSpec
 from ..workers import WorkerPool, set_cpu_threads
 from .plan import AuditArch, AuditLayout
 from .proxies import score_proxies
@@ -52,7 +52,7 @@ class AuditData:
     """What the configuration in ``params.yaml`` says about the reward and the final training."""
 
     seed: int
-    setup: EvalSetup
+    setup: TrialSetup
     cache_spec: dict[str, Any]
     dataset: str
     stem_weights: str
@@ -175,10 +175,10 @@ def build_caches(layout: AuditLayout, data: AuditData, replicates: int) -> None:
         )
 
 
-def reward_specs(layout: AuditLayout, data: AuditData, replicates: int) -> dict[str, EvaluatorSpec]:
+def reward_specs(layout: AuditLayout, data: AuditData, replicates: int) -> dict[str, TrialSpec]:
     """The evaluator of each reward seed (``s0``, ``s1``, ...), each on its own stem cache."""
     return {
-        f"s{replicate}": EvaluatorSpec(
+        f"s{replicate}": TrialSpec(
             "train",
             data.setup,
             prepared_dir=str(PREPARED / data.dataset),
@@ -197,7 +197,7 @@ def _located(genotype: Genotype, seed: int) -> tuple[Genotype, int]:
 
 def reward_jobs(
     layout: AuditLayout, archs: Sequence[AuditArch], data: AuditData, replicates: int
-) -> list[tuple[Path, EvaluationJob]]:
+) -> list[tuple[Path, TrialJob]]:
     """Every (architecture, reward seed) evaluation with its result file, the costliest
     architectures first."""
     reward_stamp = stamp(data.reward_identity())
@@ -208,7 +208,7 @@ def reward_jobs(
             seed = derive_seed(data.seed, "audit", "reward", arch.genotype.hash, replicate)
             path = layout.reward(arch.name, replicate)
             step = functools.partial(
-                evaluate_to_file,
+                run_trial_to_file,
                 path,
                 reward_stamp,
                 STALE,
@@ -216,7 +216,7 @@ def reward_jobs(
                 fields={"name": arch.name, "group": arch.group, "replicate": replicate},
             )
             where = f"{arch.name} seed {replicate}"
-            jobs.append((path, EvaluationJob(step, f"s{replicate}", where)))
+            jobs.append((path, TrialJob(step, f"s{replicate}", where)))
     return jobs
 
 
@@ -236,15 +236,13 @@ def run_rewards(
         return
     progress = Progress("reward-audit rewards", len(todo), interval=0.0, stream=stream)
 
-    def done(job: EvaluationJob, result: EvalResult) -> None:
+    def done(job: TrialJob, result: TrialResult) -> None:
         cpu = result.seconds.get("cpu", 0.0)
         progress.update(
             extra=f"{job.where}: {result.status} {result.reward:.4f} ({cpu:.0f} core-s)"
         )
 
-    with Evaluations(
-        reward_specs(layout, data, replicates), workers, "reward-audit", stream
-    ) as pool:
+    with TrialPool(reward_specs(layout, data, replicates), workers, "reward-audit", stream) as pool:
         pool.run(todo, done)
 
 
@@ -256,7 +254,7 @@ def run_proxies(
     if not todo:
         return
     reward_stamp = stamp(data.reward_identity())
-    evaldata = EvalData.from_paths(
+    evaldata = TrialData.from_paths(
         PREPARED / data.dataset, SPLIT, layout.cache(0), data.stem_weights
     )
     batch = evaldata.cache.batch(list(range(min(PROXY_BATCH, len(evaldata.cache)))))

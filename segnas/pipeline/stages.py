@@ -108,7 +108,7 @@ REGISTRY: tuple[Stage, ...] = (
                 f"{COMPARE}/samples.json",
                 cache=False,
                 note="not cached: DVC rewrites a cached single file after the stage, which "
-                "would make it\nnewer than the evaluations (Snakemake's compare_evaluate jobs) "
+                "would make it\nnewer than the evaluations (Snakemake's compare_trial jobs) "
                 "that read it;\ngit keeps it instead (.gitignore leaves it out)",
             ),
             Output(f"{COMPARE}/evals"),

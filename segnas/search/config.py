@@ -1,15 +1,48 @@
-"""The ``search`` params section as typed configs, and the hash of what decides its results."""
+"""The ``search`` params section as typed configs (the controller, PPO and evolution knobs
+included, so that readers of a search's identity import none of the search code), and the hash
+of what decides its results."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from ..config import load_config
+from ..errors import ConfigError
 from ..io import sha256_json
 from ..published import resolve_genotype
-from .ppo import PPOConfig
-from .recipe import EvalSetup
-from .strategies import EvolutionConfig
+from ..trial.recipe import TrialSetup
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO knobs (the ``search.ppo`` params; the schema holds their ranges)."""
+
+    clip: float
+    lr: float
+    max_grad_norm: float
+    baseline_decay: float
+    buffer_size: int
+    entropy_weight: float
+    epochs: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """Regularized evolution's knobs (``search.evolution``)."""
+
+    population: int
+    tournament: int
+
+    def check(self, where: str = "search.evolution") -> None:
+        """A tournament draws from the population, so it cannot be larger."""
+        if self.tournament > self.population:
+            raise ConfigError(
+                f"{where}.tournament ({self.tournament}) must not exceed {where}.population "
+                f"({self.population})"
+            )
 
 
 @dataclass(frozen=True)
@@ -35,7 +68,7 @@ class SearchConfig:
     top_k: int
     controller: ControllerConfig
     ppo: PPOConfig
-    eval: EvalSetup
+    eval: TrialSetup
     workers: int
     progress_interval: float
 

@@ -179,16 +179,16 @@ class Controller(nn.Module):
             x = self._embed(index, torch.tensor([[choice]]))
         return choices_to_genotype(choices, self.space), float(log_prob)
 
-    def evaluate(self, genotypes: list[Genotype]) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_probs(self, genotypes: list[Genotype]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities and entropies (summed over decisions) of ``genotypes``.
 
         Runs the LSTM over the decisions as given (teacher forcing); differentiable.
         """
         choices = torch.tensor([genotype_to_choices(g, self.space) for g in genotypes])
-        return self.evaluate_choices(choices)
+        return self.log_probs_of_choices(choices)
 
-    def evaluate_choices(self, choices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """As :meth:`evaluate`, for a (batch, decisions) tensor of choice indices."""
+    def log_probs_of_choices(self, choices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`log_probs`, for a (batch, decisions) tensor of choice indices."""
         batch, length = choices.shape
         inputs = torch.empty(batch, length, self.hidden_size)
         inputs[:, 0] = self.start

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from ..io import write_json, write_text
 from ..provenance import KEY as PROVENANCE
-from .recipe import STATUS_OK, EvalResult
+from ..trial.recipe import STATUS_OK, TrialResult
 
-ARCHS_COLUMNS = ("round", "index", *EvalResult.ROW_FIELDS)
-TIMINGS_COLUMNS = ("round", "index", "hash", *EvalResult.TIMING_FIELDS)
+ARCHS_COLUMNS = ("round", "index", *TrialResult.ROW_FIELDS)
+TIMINGS_COLUMNS = ("round", "index", "hash", *TrialResult.TIMING_FIELDS)
 PPO_STATS = ("entropy", "loss", "ratio_mean", "grad_norm")
 CONTROLLER_COLUMNS = ("round", "archs", "mean_reward", *PPO_STATS)
 
@@ -27,7 +27,7 @@ class Record:
 
     round: int
     index: int
-    result: EvalResult
+    result: TrialResult
 
 
 def _format(value: object) -> str:

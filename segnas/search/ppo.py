@@ -4,28 +4,13 @@ rollout buffer of the most recent architectures."""
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
 from ..space import Genotype
+from .config import PPOConfig
 from .controller import Controller
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """PPO knobs (the ``search.ppo`` params; the schema holds their ranges)."""
-
-    clip: float
-    lr: float
-    max_grad_norm: float
-    baseline_decay: float
-    buffer_size: int
-    entropy_weight: float
-    epochs: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -73,7 +58,7 @@ class PPOTrainer:
         advantage = torch.tensor([r.advantage for r in self.buffer], dtype=torch.float32)
         clip = self.config.clip
         for _ in range(self.config.epochs):
-            log_prob, entropy = self.controller.evaluate_choices(choices)
+            log_prob, entropy = self.controller.log_probs_of_choices(choices)
             ratio = torch.exp(log_prob - old)
             surrogate = torch.minimum(
                 ratio * advantage, torch.clamp(ratio, 1 - clip, 1 + clip) * advantage

@@ -1,4 +1,4 @@
-"""The search on this machine: the steps of ``search.steps``, evaluations in ``segnas.jobs``."""
+"""The search on this machine: the steps of ``search.steps``, trials in ``segnas.trial.jobs``."""
 
 from __future__ import annotations
 
@@ -6,21 +6,21 @@ import sys
 from typing import TextIO
 
 from ..io import read_json, remove_stale_temps_under
-from ..jobs import EvaluationJob, Evaluations
 from ..progress import Progress
 from ..space import DEFAULT_SPACE, SearchSpace
+from ..trial.jobs import TrialJob, TrialPool
+from ..trial.recipe import TrialResult
+from ..trial.reward import estimated_cost
+from ..trial.spec import TrialSpec
 from .config import SearchConfig
 from .directory import prepare_directory
 from .lock import directory_lock
 from .log import Record
-from .recipe import EvalResult
-from .reward import estimated_cost
 from .steps import (
-    EvaluatorSpec,
     SearchLayout,
     assemble,
-    evaluation_job,
     sample_round,
+    trial_job,
     update_round,
 )
 
@@ -29,7 +29,7 @@ def run_search(
     layout: SearchLayout,
     config: SearchConfig,
     params_hash: str,
-    spec: EvaluatorSpec,
+    spec: TrialSpec,
     stream: TextIO | None = None,
     space: SearchSpace = DEFAULT_SPACE,
     extra: dict | None = None,
@@ -46,7 +46,7 @@ def _run_search(
     layout: SearchLayout,
     config: SearchConfig,
     params_hash: str,
-    spec: EvaluatorSpec,
+    spec: TrialSpec,
     stream: TextIO,
     space: SearchSpace,
     extra: dict | None,
@@ -62,7 +62,7 @@ def _run_search(
     progress = Progress("search", config.total, config.progress_interval, stream, done=done)
     best = _best_so_far(layout, config, params_hash)
 
-    with Evaluations({"search": spec}, config.workers, "search", stream) as evaluations:
+    with TrialPool({"search": spec}, config.workers, "search", stream) as evaluations:
         for round_index in range(config.rounds):
             if layout.checkpoint(round_index).is_file():
                 continue
@@ -83,12 +83,10 @@ def _run_search(
                         )
                     )
                 )
-            jobs = [
-                evaluation_job(layout, config, params_hash, round_index, i, space) for i in missing
-            ]
+            jobs = [trial_job(layout, config, params_hash, round_index, i, space) for i in missing]
 
             def finished(
-                _job: EvaluationJob, result: EvalResult, round_index: int = round_index
+                _job: TrialJob, result: TrialResult, round_index: int = round_index
             ) -> None:
                 nonlocal best
                 best = max(best, result.reward)

@@ -14,27 +14,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..config import setting
 from ..errors import ArtifactError, ConfigError
 from ..io import write_json
-from ..jobs import EvaluationJob, check_stamp, evaluate_to_file, read_stamped
-from ..pipeline.paths import PREPARED, SPLIT, STEM_CACHE
-from ..provenance import provenance
-from ..published import resolve_genotype
 from ..seeds import derive_seed
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
+from ..trial.jobs import TrialJob, check_stamp, read_stamped, run_trial_to_file
+from ..trial.recipe import TrialResult
 from .config import SearchConfig
 from .controller import Controller, read_checkpoint, save_controller
-from .evaldata import EvalData
 from .log import Record, write_outputs
 from .ppo import PPOTrainer
-from .recipe import EvalResult, EvalSetup
-from .reward import evaluate_architecture, target_similarity_result
 from .strategies import evolution_proposal, evolved_population, random_proposal
 
 
@@ -199,67 +192,15 @@ def _proposals(
     ]
 
 
-@dataclass(frozen=True)
-class EvaluatorSpec:
-    """A picklable recipe for the reward function (built once per worker process)."""
-
-    objective: str
-    setup: EvalSetup
-    target: str = "arch0"
-    prepared_dir: str = ""
-    split_dir: str = "data/split"
-    cache_dir: str = "cache/stem"
-    stem_weights: str = "none"
-    device: str = "cpu"
-
-    @classmethod
-    def from_params(
-        cls, config: SearchConfig, extra: dict, params: dict, params_path: str
-    ) -> EvaluatorSpec:
-        """The reward of the search that ``params`` describe (``config`` and ``extra`` from
-        ``search.identity.search_identity``); the split must have run for a trained reward."""
-        if config.objective != "train":
-            return cls(config.objective, config.eval, config.target)
-        from ..data.split import read_split_info
-
-        dataset = read_split_info(SPLIT)["dataset"]
-        return cls(
-            config.objective,
-            config.eval,
-            config.target,
-            prepared_dir=str(PREPARED / dataset),
-            split_dir=str(SPLIT),
-            cache_dir=str(STEM_CACHE),
-            stem_weights=extra["stem_weights"],
-            device=str(setting(params, "device", params_path)),
-        )
-
-    def provenance(self) -> dict:
-        """The provenance block of rewards computed from this recipe (``segnas.provenance``)."""
-        return provenance(self.device, self.setup.threads)
-
-    def build(self) -> Callable[[Genotype, int], EvalResult]:
-        """``evaluate(genotype, seed) -> EvalResult``."""
-        if self.objective == "target":
-            target = resolve_genotype(self.target)
-            return lambda genotype, seed: target_similarity_result(genotype, target)
-        data = EvalData.from_paths(
-            self.prepared_dir, self.split_dir, self.cache_dir, self.stem_weights
-        )
-        return lambda genotype, seed: evaluate_architecture(
-            genotype, self.setup, data, seed, self.device
-        )
-
-
-def evaluate_index(
+def run_trial_index(
     layout: SearchLayout,
     config: SearchConfig,
     params_hash: str,
     round_index: int,
     index: int,
-    evaluate: Callable[[Genotype, int], EvalResult],
+    evaluate: Callable[[Genotype, int], TrialResult],
     space: SearchSpace = DEFAULT_SPACE,
-) -> EvalResult:
+) -> TrialResult:
     """Evaluate sample ``index`` of ``round_index`` and write its result file (or reuse it)."""
     _check_position(config, round_index, index)
 
@@ -271,7 +212,7 @@ def evaluate_index(
         genotype = space.from_record(samples[index], f"{samples_path} sample {index}")
         return genotype, derive_seed(config.seed, "eval", round_index, index)
 
-    return evaluate_to_file(
+    return run_trial_to_file(
         layout.evaluation(round_index, index),
         params_hash,
         STALE,
@@ -281,26 +222,26 @@ def evaluate_index(
     )
 
 
-def evaluation_job(
+def trial_job(
     layout: SearchLayout,
     config: SearchConfig,
     params_hash: str,
     round_index: int,
     index: int,
     space: SearchSpace = DEFAULT_SPACE,
-) -> EvaluationJob:
-    """Sample ``index`` of ``round_index`` as a job for ``segnas.jobs.Evaluations`` (the
+) -> TrialJob:
+    """Sample ``index`` of ``round_index`` as a job for ``segnas.trial.jobs.TrialPool`` (the
     evaluator recipe ``search``)."""
     step = functools.partial(
-        evaluate_index, layout, config, params_hash, round_index, index, space=space
+        run_trial_index, layout, config, params_hash, round_index, index, space=space
     )
     where = f"round {round_index} architecture {index} ({layout.evaluation(round_index, index)})"
-    return EvaluationJob(step, "search", where)
+    return TrialJob(step, "search", where)
 
 
 def _read_round(
     layout: SearchLayout, params_hash: str, round_index: int, space: SearchSpace
-) -> list[tuple[Genotype, float, EvalResult]]:
+) -> list[tuple[Genotype, float, TrialResult]]:
     samples_path = layout.samples(round_index)
     samples = read_stamped(samples_path, params_hash, STALE)
     out = []
@@ -310,7 +251,7 @@ def _read_round(
             raise ArtifactError(f"{path} is missing; evaluate round {round_index} first")
         payload = read_stamped(path, params_hash, STALE)
         genotype = space.from_record(sample, f"{samples_path} sample {sample['index']}")
-        out.append((genotype, float(sample["log_prob"]), EvalResult.from_dict(payload["result"])))
+        out.append((genotype, float(sample["log_prob"]), TrialResult.from_dict(payload["result"])))
     return out
 
 

@@ -12,30 +12,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from ..errors import ConfigError
 from ..seeds import derive_seed
 from ..space import Genotype, SearchSpace
+from .config import EvolutionConfig
 from .controller import choices_to_genotype, decision_sequence, genotype_to_choices
 
 STRATEGIES = ("controller", "random", "evolution")
-
-
-@dataclass(frozen=True)
-class EvolutionConfig:
-    """Regularized evolution's knobs (``search.evolution``)."""
-
-    population: int
-    tournament: int
-
-    def check(self, where: str = "search.evolution") -> None:
-        """A tournament draws from the population, so it cannot be larger."""
-        if self.tournament > self.population:
-            raise ConfigError(
-                f"{where}.tournament ({self.tournament}) must not exceed {where}.population "
-                f"({self.population})"
-            )
 
 
 def random_proposal(space: SearchSpace, seed: int, round_index: int, index: int) -> Genotype:

@@ -27,10 +27,11 @@ from ..pipeline.paths import PREPARED
 from ..search.identity import search_identity
 from ..search.log import Record
 from ..search.runner import run_search
-from ..search.steps import EvaluatorSpec, SearchLayout
+from ..search.steps import SearchLayout
 from ..seeds import derive_seed
 from ..selection import SizeCap
 from ..space import DEFAULT_SPACE, Genotype
+from ..trial.spec import TrialSpec
 from ..workers import set_cpu_threads
 from .plan import StudyLayout, StudyPlan, run_name
 
@@ -143,7 +144,7 @@ def run_one(
             )
         return done
     start = time.monotonic()
-    spec = EvaluatorSpec.from_params(config, extra, params, params_path)
+    spec = TrialSpec.from_params(config, extra, params, params_path)
     stream.write(f"[study] {run_name(strategy, seed)}: search ({config.total} architectures)\n")
     records = run_search(
         SearchLayout(layout.search_dir(strategy, seed)),

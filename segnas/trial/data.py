@@ -1,5 +1,5 @@
 """What every search evaluation reads: the prepared dataset, the meta split and the stem cache
-(``EvalData``), with the stem checked against the configured ``stem.weights``.
+(``TrialData``), with the stem checked against the configured ``stem.weights``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import ArtifactError
 
 
-class EvalData:
+class TrialData:
     """What every evaluation reads: the prepared dataset, the meta split and the stem cache.
 
     Construct with :meth:`from_paths`. The stem is loaded once from the cache's ``stem.pt``
@@ -47,7 +47,7 @@ class EvalData:
         split_dir: str | Path,
         cache_dir: str | Path,
         stem_weights: str = "none",
-    ) -> EvalData:
+    ) -> TrialData:
         """Open ``data/prepared/<dataset>/``, ``data/split/`` and ``cache/stem/``."""
         from ..data.prepared import load_prepared
         from ..data.split import load_split

@@ -1,4 +1,4 @@
-"""Evaluations as file-backed jobs: the one mechanism of the search and ``compare``.
+"""TrialPool as file-backed jobs: the one mechanism of the search and ``compare``.
 
 An evaluation job scores one genotype and writes the result to a JSON file of its own, stamped
 with the run's params hash. That file is the job's whole state: a job whose file exists is done
@@ -6,7 +6,7 @@ with the run's params hash. That file is the job's whole state: a job whose file
 the first missing file, and the local pool, a Snakemake/SLURM fan-out and a rerun all compute
 the same thing, since every seed derives from the job itself.
 
-:class:`Evaluations` runs a batch of jobs on this machine: one after the other, or in a
+:class:`TrialPool` runs a batch of jobs on this machine: one after the other, or in a
 :class:`~segnas.workers.WorkerPool` whose workers build each evaluator once, at their first job
 (so that a failing build reaches the caller as the job's error). A job whose worker process
 dies is retried once in a new process; a second death writes its file as ``worker_died`` with
@@ -24,17 +24,17 @@ from typing import Any, Protocol, TextIO
 
 import torch
 
-from .errors import ArtifactError
-from .io import read_json, write_json
-from .search.recipe import EvalResult, worker_died_result
-from .space import Genotype
-from .workers import WorkerPool
+from ..errors import ArtifactError
+from ..io import read_json, write_json
+from ..space import Genotype
+from ..workers import WorkerPool
+from .recipe import TrialResult, worker_died_result
 
-Evaluate = Callable[[Genotype, int], EvalResult]
+Evaluate = Callable[[Genotype, int], TrialResult]
 
 
 class Recipe(Protocol):
-    """A picklable description of an evaluator (``search.steps.EvaluatorSpec``)."""
+    """A picklable description of an evaluator (``search.steps.TrialSpec``)."""
 
     device: str
 
@@ -58,25 +58,25 @@ def read_stamped(path: Path, params_hash: str, remedy: str) -> dict[str, Any]:
     return payload
 
 
-def evaluate_to_file(
+def run_trial_to_file(
     path: Path,
     params_hash: str,
     remedy: str,
     locate: Callable[[], tuple[Genotype, int]],
     evaluate: Evaluate,
     fields: Mapping[str, Any] | None = None,
-) -> EvalResult:
+) -> TrialResult:
     """The result stored in ``path``; when absent, ``evaluate(*locate())`` (the genotype and
     its seed), written there with the params hash and ``fields``."""
     if path.is_file():
-        return EvalResult.from_dict(read_stamped(path, params_hash, remedy)["result"])
+        return TrialResult.from_dict(read_stamped(path, params_hash, remedy)["result"])
     result = evaluate(*locate())
     write_json(path, {"params_hash": params_hash, **(fields or {}), "result": result.to_dict()})
     return result
 
 
 @dataclass(frozen=True)
-class EvaluationJob:
+class TrialJob:
     """One evaluation: ``step(evaluate=...)`` evaluates and writes its file (or reads it back);
     ``recipe`` names its evaluator, ``where`` describes it in messages."""
 
@@ -84,7 +84,7 @@ class EvaluationJob:
     recipe: str
     where: str
 
-    def run(self, evaluate: Evaluate) -> EvalResult:
+    def run(self, evaluate: Evaluate) -> TrialResult:
         return self.step(evaluate=evaluate)
 
 
@@ -116,11 +116,11 @@ def _worker_init(worker_index: int, recipes: Mapping[str, Recipe]) -> None:
     _IN_WORKER["evaluators"] = _Built(recipes)
 
 
-def _run_in_worker(job: EvaluationJob) -> EvalResult:
+def _run_in_worker(job: TrialJob) -> TrialResult:
     return job.run(_IN_WORKER["evaluators"](job.recipe))
 
 
-class Evaluations:
+class TrialPool:
     """Runs evaluation jobs here, with ``workers`` processes (a pool, kept between batches) or
     in order in this process; ``label`` prefixes the messages written to ``stream``."""
 
@@ -136,8 +136,8 @@ class Evaluations:
 
     def run(
         self,
-        jobs: Sequence[EvaluationJob],
-        on_result: Callable[[EvaluationJob, EvalResult], None],
+        jobs: Sequence[TrialJob],
+        on_result: Callable[[TrialJob, TrialResult], None],
     ) -> None:
         """Run ``jobs``; ``on_result(job, result)`` as each finishes."""
         if self.workers <= 1:
@@ -177,7 +177,7 @@ class Evaluations:
             self._pool.close()
             self._pool = None
 
-    def __enter__(self) -> Evaluations:
+    def __enter__(self) -> TrialPool:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -22,8 +22,8 @@ from ..loss import segmentation_loss
 from ..metrics import ConfusionMatrix
 from ..model import SegmentationNet
 from ..seeds import derive_seed
-from .evaldata import EvalData, stack_pairs
-from .recipe import EvalSetup
+from .data import TrialData, stack_pairs
+from .recipe import TrialSetup
 
 
 class Diverged(RuntimeError):
@@ -99,7 +99,7 @@ class _Schedule:
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        setup: EvalSetup,
+        setup: TrialSetup,
         total_steps: int,
         module: nn.Module,
     ) -> None:
@@ -126,7 +126,7 @@ class _Schedule:
             self.average.load()
 
 
-def order_seed(data: EvalData, setup: EvalSetup, seed: int, phase: str) -> int:
+def order_seed(data: TrialData, setup: TrialSetup, seed: int, phase: str) -> int:
     """The seed of a phase's batch order (and phase 2's crops): the evaluation's own, or with
     ``common_order`` one shared by every evaluation on this stem cache."""
     if setup.common_order:
@@ -140,8 +140,8 @@ AfterEpoch = Callable[[int], None]
 
 def train_phase1(
     model: SegmentationNet,
-    data: EvalData,
-    setup: EvalSetup,
+    data: TrialData,
+    setup: TrialSetup,
     seed: int,
     device: torch.device,
     after_epoch: AfterEpoch | None = None,
@@ -174,8 +174,8 @@ def train_phase1(
 
 def train_phase2(
     model: SegmentationNet,
-    data: EvalData,
-    setup: EvalSetup,
+    data: TrialData,
+    setup: TrialSetup,
     seed: int,
     device: torch.device,
     after_epoch: AfterEpoch | None = None,
@@ -214,7 +214,7 @@ def train_phase2(
 
 @torch.no_grad()
 def validate(
-    model: nn.Module, data: EvalData, setup: EvalSetup, device: torch.device
+    model: nn.Module, data: TrialData, setup: TrialSetup, device: torch.device
 ) -> dict[str, float]:
     """Scores on meta-val (logits upsampled to the label size)."""
     model.eval()

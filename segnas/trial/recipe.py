@@ -1,5 +1,5 @@
-"""What one search evaluation is asked to do and what it returns: the recipe (``EvalSetup``, the
-``search.eval`` params), the outcome (``EvalResult``, one row of ``archs.csv`` and of
+"""What one search evaluation is asked to do and what it returns: the recipe (``TrialSetup``, the
+``search.eval`` params), the outcome (``TrialResult``, one row of ``archs.csv`` and of
 ``timings.csv``) and the statuses an outcome can have.
 """
 
@@ -20,7 +20,7 @@ STATUS_WORKER_DIED = "worker_died"
 
 
 @dataclass(frozen=True)
-class EvalSetup:
+class TrialSetup:
     """How one architecture is trained and scored (the ``search.eval`` params; build it with
     ``segnas.config.load_config``, the schema holds the types and ranges)."""
 
@@ -66,7 +66,7 @@ class EvalSetup:
 
 
 @dataclass
-class EvalResult:
+class TrialResult:
     """Outcome of one evaluation. ``to_row`` holds the reproducible fields (``archs.csv``),
     ``to_timing_row`` the wall-clock ones (``timings.csv``)."""
 
@@ -110,7 +110,7 @@ class EvalResult:
         "seconds_cpu",
     )
 
-    def without_phase2(self) -> EvalResult:
+    def without_phase2(self) -> TrialResult:
         """The result of this evaluation's setup with ``phase2_epochs: 0``, the same seed and
         no early stop or latency term: phase 1 is the same computation, so its meta-val scores
         (``scores_phase1``) are that setup's (bit for bit). A failure before phase 1 was
@@ -145,13 +145,13 @@ class EvalResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> EvalResult:
+    def from_dict(cls, data: dict) -> TrialResult:
         return cls(**data)
 
 
-def worker_died_result(genotype: Genotype, reason: str) -> EvalResult:
+def worker_died_result(genotype: Genotype, reason: str) -> TrialResult:
     """The record of an evaluation whose worker process died twice: reward 0."""
-    result = EvalResult(
+    result = TrialResult(
         genotype.to_text(), genotype.hash, status=STATUS_WORKER_DIED, reason=reason, reward=0.0
     )
     result.downsampling_factor = genotype.downsampling_factor

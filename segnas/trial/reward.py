@@ -21,15 +21,15 @@ from ..metrics import reward_from_scores
 from ..model import SegmentationNet, build_model
 from ..seeds import derive_seed
 from ..space import DEFAULT_SPACE, Genotype, SearchSpace
-from .evaldata import EvalData
+from .data import TrialData
 from .phases import Diverged, deterministic, train_phase1, train_phase2, validate
 from .recipe import (
     STATUS_DIVERGED,
     STATUS_ERROR,
     STATUS_OOM,
     STATUS_STOPPED,
-    EvalResult,
-    EvalSetup,
+    TrialResult,
+    TrialSetup,
 )
 
 
@@ -45,8 +45,8 @@ def _failure_status(exc: BaseException) -> str:
 
 def build_search_network(
     genotype: Genotype,
-    setup: EvalSetup,
-    data: EvalData,
+    setup: TrialSetup,
+    data: TrialData,
     seed: int,
     space: SearchSpace = DEFAULT_SPACE,
 ) -> SegmentationNet:
@@ -63,7 +63,9 @@ def build_search_network(
     return model
 
 
-def estimated_cost(genotype: Genotype, setup: EvalSetup, space: SearchSpace = DEFAULT_SPACE) -> int:
+def estimated_cost(
+    genotype: Genotype, setup: TrialSetup, space: SearchSpace = DEFAULT_SPACE
+) -> int:
     """A cheap estimate of what evaluating ``genotype`` costs, so that a pool starts the costly
     evaluations first: the FLOPs of its search-time network on a 48x64 input (rank correlation
     0.84 with the phase-1 seconds of the 120 architectures of the CamVid search)."""
@@ -71,14 +73,14 @@ def estimated_cost(genotype: Genotype, setup: EvalSetup, space: SearchSpace = DE
     return count_flops(model, (48, 64))
 
 
-def evaluate_architecture(
+def run_trial(
     genotype: Genotype,
-    setup: EvalSetup,
-    data: EvalData,
+    setup: TrialSetup,
+    data: TrialData,
     seed: int,
     device: torch.device | str = "cpu",
     space: SearchSpace = DEFAULT_SPACE,
-) -> EvalResult:
+) -> TrialResult:
     """Train ``genotype`` for the two phases and score it; every random choice from ``seed``.
 
     Errors in training (NaN/inf loss, out of memory, exceptions) are recorded in the result
@@ -86,7 +88,7 @@ def evaluate_architecture(
     """
     device = torch.device(device)
     space.validate(genotype)
-    result = EvalResult(genotype.to_text(), genotype.hash)
+    result = TrialResult(genotype.to_text(), genotype.hash)
     result.downsampling_factor = genotype.downsampling_factor
     seconds = result.seconds
     start = time.perf_counter()
@@ -154,17 +156,17 @@ def evaluate_architecture(
 
 def target_similarity_result(
     genotype: Genotype, target: Genotype, space: SearchSpace = DEFAULT_SPACE
-) -> EvalResult:
+) -> TrialResult:
     """A cheap synthetic reward without training: the share of decisions equal to ``target``'s.
 
     For checking the search machinery (controller, PPO, rounds, resumption) in seconds.
     """
-    from .controller import genotype_to_choices
+    from ..search.controller import genotype_to_choices
 
     start = time.perf_counter()
     mine, theirs = genotype_to_choices(genotype, space), genotype_to_choices(target, space)
     share = sum(a == b for a, b in zip(mine, theirs, strict=True)) / len(mine)
-    result = EvalResult(genotype.to_text(), genotype.hash, reward=share)
+    result = TrialResult(genotype.to_text(), genotype.hash, reward=share)
     result.downsampling_factor = genotype.downsampling_factor
     result.seconds["total"] = time.perf_counter() - start
     return result
