@@ -1,10 +1,10 @@
 """Run a reward audit as file-backed jobs: stem caches per reward seed, zero-cost proxies, the
-search reward of every architecture under every seed, and final trainings scored on val.
+search reward of every architecture under every seed, and final trainings scored on val
+(``segnas.audit.finals``).
 
 Each job writes one small JSON file stamped with what its result depends on, so a killed audit
-resumes at the first missing file and a stale file is refused, never reused. Rewards run as the
-search's evaluation jobs (``segnas.trial.jobs``), final trainings in the same worker processes, the
-costliest first.
+resumes at the first missing file and a stale file is refused, never reused. Rewards run as
+trials (``segnas.trial.jobs``), the costliest first.
 """
 
 from __future__ import annotations
@@ -14,124 +14,30 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..complexity import count_flops
-from ..config import load_config, section, setting
 from ..data.prepared import load_prepared
-from ..data.split import load_split, read_split_info
+from ..data.split import load_split
 from ..data.stem_cache import build_stem_cache, open_stem_cache
 from ..errors import ConfigError
-from ..final_training import build_datasets, train_model
-from ..io import read_json, sha256_file, sha256_json, write_json, write_text
-from ..model import build_model
+from ..io import read_json, write_json, write_text
 from ..pipeline.paths import PREPARED, SPLIT, STEM_CACHE
 from ..progress import Progress
-from ..search.config import SearchConfig
 from ..seeds import derive_seed
 from ..space import Genotype
-from ..trainconfig import TrainConfig
 from ..trial.data import TrialData
-from ..trial.jobs import TrialJob, TrialPool, check_stamp, read_stamped, run_trial_to_file
-from ..trial.recipe import TrialResult, TrialSetup
+from ..trial.jobs import TrialJob, TrialPool, run_trial_to_file
+from ..trial.recipe import TrialResult
 from ..trial.reward import build_search_network, estimated_cost
 from ..trial.spec import TrialSpec
-from ..workers import WorkerPool, set_cpu_threads
+from .data import STALE, AuditData, stamp
+from .finals import run_finals
 from .plan import AuditArch, AuditLayout
 from .proxies import score_proxies
 
-STALE = "it belongs to another audit: give another --out (or remove the file)"
 PROXY_BATCH = 32
-SPLIT_FILES = ("meta_train.txt", "meta_val.txt")
-
-
-@dataclass(frozen=True)
-class AuditData:
-    """What the configuration in ``params.yaml`` says about the reward and the final training."""
-
-    seed: int
-    setup: TrialSetup
-    cache_spec: dict[str, Any]
-    dataset: str
-    stem_weights: str
-    device: str
-    train: TrainConfig
-    train_dataset: str
-    train_splits: tuple[str, ...]
-    train_threads: int
-
-    @classmethod
-    def from_params(cls, params: dict, params_path: str) -> AuditData:
-        """Read the ``seed``, ``device``, ``stem``, ``cache_stem``, ``search`` and ``train``
-        sections; the split and stem cache stages must have run."""
-        seed = int(setting(params, "seed", params_path))
-        search = SearchConfig.from_params(section(params, "search", params_path), seed)
-        if search.objective != "train":
-            raise ConfigError(
-                f"{params_path}: search.objective is {search.objective!r}; the reward audit "
-                "measures the trained reward (search.objective: train)"
-            )
-        spec = dict(section(params, "train", params_path))
-        train_dataset = str(spec["dataset"])
-        prepared = load_prepared(PREPARED / train_dataset)
-        if "val" not in prepared.splits:
-            raise ConfigError(
-                f"{PREPARED / train_dataset} has no val split (splits: "
-                f"{', '.join(prepared.splits)}); the audit scores final trainings on val"
-            )
-        sizes = prepared.index[["height", "width"]].drop_duplicates()
-        if spec["input_size"] is None and len(sizes) == 1:
-            spec["input_size"] = [int(v) for v in sizes.iloc[0]]
-        stem_weights = str(section(params, "stem", params_path)["weights"])
-        train = load_config(TrainConfig, spec, "train", stem_weights=stem_weights, seed=seed)
-        if train.class_weighting != "none":
-            raise ConfigError(
-                f"{params_path}: train.class_weighting {train.class_weighting!r} is not "
-                "supported by the reward audit yet; use none"
-            )
-        return cls(
-            seed=seed,
-            setup=search.eval,
-            cache_spec=dict(section(params, "cache_stem", params_path)),
-            dataset=str(read_split_info(SPLIT)["dataset"]),
-            stem_weights=stem_weights,
-            device=str(setting(params, "device", params_path)),
-            train=train,
-            train_dataset=train_dataset,
-            train_splits=tuple(spec["train_splits"]),
-            train_threads=int(spec["threads"]),
-        )
-
-    def reward_identity(self) -> dict[str, Any]:
-        """What a reward depends on besides the architecture and the job's seeds."""
-        split = {
-            name: sha256_file(SPLIT / name)[:16] for name in ("meta_train.txt", "meta_val.txt")
-        }
-        return {
-            "eval": self.setup.to_dict(),
-            "cache_stem": self.cache_spec,
-            "dataset": self.dataset,
-            "split": split,
-            "stem_weights": self.stem_weights,
-            "seed": self.seed,
-        }
-
-    def final_identity(self) -> dict[str, Any]:
-        """What a final training depends on besides the architecture and its seed."""
-        train = {k: v for k, v in self.train.to_dict().items() if k != "seed"}
-        return {
-            "train": train,
-            "dataset": self.train_dataset,
-            "train_splits": list(self.train_splits),
-            "seed": self.seed,
-        }
-
-
-def stamp(identity: dict[str, Any]) -> str:
-    """16 hex digits of ``identity``."""
-    return sha256_json(identity)[:16]
 
 
 def write_plan(layout: AuditLayout, plan: dict[str, Any]) -> None:
@@ -273,136 +179,6 @@ def run_proxies(
         }
         write_json(layout.proxies(arch.name), payload)
         progress.update(extra=arch.name)
-
-
-@dataclass(frozen=True)
-class FinalJob:
-    """One final training of an audited architecture (picklable, for the worker processes)."""
-
-    arch: AuditArch
-    trial: int
-    stamp: str
-    config: TrainConfig
-    data: AuditData
-    result_path: Path
-    work_dir: Path
-
-    @property
-    def where(self) -> str:
-        return f"{self.arch.name} training {self.trial}"
-
-
-def final_jobs(
-    layout: AuditLayout, archs: Sequence[AuditArch], data: AuditData, repeats: int
-) -> list[FinalJob]:
-    """One final training per architecture, a second one (another seed) for the first
-    ``repeats`` of them (alternating groups); the costliest first."""
-    final_stamp = stamp(data.final_identity())
-    by_group: dict[str, list[AuditArch]] = {}
-    for arch in archs:
-        by_group.setdefault(arch.group, []).append(arch)
-    alternating = [a for pair in zip(*by_group.values(), strict=False) for a in pair]
-    twice = {a.name for a in alternating[:repeats]}
-    jobs = []
-    for arch in archs:
-        for trial in range(2 if arch.name in twice else 1):
-            # a root-seed-sized seed: the training derives its epoch seeds by arithmetic
-            seed = derive_seed(data.seed, "audit", "final", arch.genotype.hash, trial) % 2**31
-            jobs.append(
-                FinalJob(
-                    arch,
-                    trial,
-                    final_stamp,
-                    replace(data.train, seed=seed),
-                    data,
-                    layout.final(arch.genotype.hash, trial),
-                    layout.final_work(arch.genotype.hash, trial),
-                )
-            )
-    cost = {a.name: final_cost(a.genotype, data.train) for a in archs}
-    return sorted(jobs, key=lambda job: (-cost[job.arch.name], job.trial))
-
-
-def final_cost(genotype: Genotype, config: TrainConfig) -> int:
-    """FLOPs of the final network on a training crop: what orders the final trainings."""
-    model = build_model(genotype, 2, config.agg_width, config.sep_conv_units, seed=0)
-    return count_flops(model, config.crop_size)
-
-
-def run_final_job(job: FinalJob) -> dict[str, Any]:
-    """Train ``job`` (resuming its checkpoints) and write its result file; its result."""
-    if job.result_path.is_file():
-        return read_stamped(job.result_path, job.stamp, STALE)
-    prepared = load_prepared(PREPARED / job.data.train_dataset)
-    train_set, val_set = build_datasets(prepared, job.config, job.data.train_splits, "val")
-    start = time.process_time()
-    result = train_model(
-        job.arch.genotype,
-        train_set,
-        val_set,
-        prepared.num_classes,
-        job.config,
-        job.work_dir,
-        job.data.device,
-        classes=prepared.classes,
-        palette=prepared.palette,
-        dataset_name=job.data.train_dataset,
-        log_name=f"reward-audit final {job.where}",
-    )
-    summary = result.summary()
-    payload = {
-        "params_hash": job.stamp,
-        "name": job.arch.name,
-        "hash": job.arch.genotype.hash,
-        "trial": job.trial,
-        "seed": job.config.seed,
-        "val_miou": summary["final_val_miou"],
-        "best_val_miou": summary["best_val_miou"],
-        "epochs": summary["epochs"],
-        "core_s": time.process_time() - start,
-    }
-    write_json(job.result_path, payload)
-    return payload
-
-
-def _final_worker_init(worker_index: int, threads: int) -> None:
-    set_cpu_threads(threads)
-
-
-def run_finals(
-    layout: AuditLayout,
-    archs: Sequence[AuditArch],
-    data: AuditData,
-    repeats: int,
-    workers: int,
-    stream: TextIO,
-) -> None:
-    """Every final training not yet done, ``workers`` at a time."""
-    jobs = final_jobs(layout, archs, data, repeats)
-    for job in jobs:
-        if job.result_path.is_file():
-            check_stamp(job.result_path, read_json(job.result_path), job.stamp, STALE)
-    todo = [job for job in jobs if not job.result_path.is_file()]
-    stream.write(f"[reward-audit] final trainings: {len(jobs) - len(todo)} of {len(jobs)} done\n")
-    if not todo:
-        return
-    progress = Progress("reward-audit finals", len(todo), interval=0.0, stream=stream)
-
-    def done(key: int, payload: dict[str, Any]) -> None:
-        where, miou, core_s = todo[key].where, payload["val_miou"], payload["core_s"]
-        progress.update(extra=f"{where}: val mIoU {miou:.4f} ({core_s:.0f} core-s)")
-
-    if workers <= 1:
-        set_cpu_threads(data.train_threads)
-        for key, job in enumerate(todo):
-            done(key, run_final_job(job))
-        return
-
-    def died(key: int, reason: str) -> None:
-        raise ConfigError(f"reward-audit: {todo[key].where}: {reason}")
-
-    with WorkerPool(workers, _final_worker_init, (data.train_threads,)) as pool:
-        pool.run(run_final_job, {k: (job,) for k, job in enumerate(todo)}, done, died)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..audit.data import AuditData, stamp
+from ..audit.finals import FinalJob, run_final_job
 from ..audit.plan import AuditArch
-from ..audit.runner import AuditData, FinalJob, run_final_job, stamp
 from ..config import changed_keys, config_path, load_params
 from ..data.prepared import load_prepared
 from ..errors import ArtifactError, ConfigError
