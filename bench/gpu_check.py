@@ -48,12 +48,13 @@ from segnas.data.stem_cache import build_stem_cache
 from segnas.data.transforms import TrainTransform
 from segnas.device import keep_freed_memory, processor_name, resolve_device
 from segnas.errors import ArtifactError, ConfigError, SegnasError
-from segnas.final_training import build_datasets, train_model
+from segnas.final_training import train_model
 from segnas.io import read_json, write_json, write_text
 from segnas.provenance import git_state, package_versions
 from segnas.published import resolve_genotype
 from segnas.stem import build_stem
 from segnas.trainconfig import TrainConfig
+from segnas.training_data import build_datasets
 from segnas.trial.recipe import STATUS_OK, TrialSetup
 from segnas.trial.spec import TrialSpec
 from segnas.workers import WorkerPool

@@ -13,11 +13,12 @@ from segnas.config import load_config, load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
-from segnas.final_training import TrainJob, build_datasets, median_frequency_weights, run_train_job
+from segnas.final_training import TrainJob, run_train_job
 from segnas.pipeline.paths import MODELS, PREPARED, SEARCH
 from segnas.search.identity import check_search_matches
 from segnas.selection import SizeCap, select_architectures
 from segnas.trainconfig import TrainConfig
+from segnas.training_data import build_datasets, median_frequency_weights
 from segnas.workers import jobs_at_once, run_jobs, set_cpu_threads
 
 

@@ -19,10 +19,11 @@ from segnas.data.dataset import SegmentationDataset
 from segnas.data.prepare import prepare_dataset
 from segnas.data.prepared import load_prepared
 from segnas.evaluate import evaluate_checkpoint, model_facts, pick_checkpoint, training_history
-from segnas.final_training import build_datasets, train_model
+from segnas.final_training import train_model
 from segnas.model import build_model
 from segnas.published import resolve_genotype
 from segnas.scoring import ResizeInput, score_model
+from segnas.training_data import build_datasets
 
 CPU = torch.device("cpu")
 

@@ -21,18 +21,13 @@ from segnas.config import load_config
 from segnas.data.prepare import prepare_dataset
 from segnas.data.prepared import load_prepared
 from segnas.errors import ArtifactError, ConfigError
-from segnas.final_training import (
-    TrainJob,
-    build_datasets,
-    median_frequency_weights,
-    poly_lr,
-    run_train_job,
-    train_model,
-)
+from segnas.final_training import TrainJob, run_train_job, train_model
 from segnas.pipeline.digests import canonical_digest
 from segnas.published import resolve_genotype
 from segnas.selection import SizeCap, select_architectures
 from segnas.trainconfig import TrainConfig
+from segnas.training_data import build_datasets, median_frequency_weights
+from segnas.training_loop import poly_lr
 from segnas.workers import run_jobs
 
 TINY = {"train": 8, "val": 2, "test": 2}
@@ -277,7 +272,7 @@ def test_top_k_skips_search_results_over_the_size_cap(tmp_path):
 def test_a_diverging_training_stops_with_a_named_error_and_no_nan_checkpoint(
     prepared_root, tmp_path
 ):
-    from segnas.final_training import TrainingDiverged
+    from segnas.training_loop import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match=r"train\.lr") as caught:
         run(prepared_root, tmp_path / "m", lr=1e6, epochs=4)

@@ -207,6 +207,7 @@ def test_the_search_strategy_code_is_not_a_dependency_of_train_evaluate_or_repor
 
 def test_training_loop_is_a_dependency_of_train_only():
     assert _stages_importing("segnas/final_training.py") == {"train"}
+    assert _stages_importing("segnas/training_loop.py") == {"train"}
 
 
 def test_dvc_data_deps_are_upstream_outputs():

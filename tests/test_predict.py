@@ -13,9 +13,10 @@ from PIL import Image
 from segnas.cli import main
 from segnas.data.prepare import prepare_dataset
 from segnas.data.prepared import load_prepared
-from segnas.final_training import build_datasets, train_model
+from segnas.final_training import train_model
 from segnas.predict import colourise, overlay
 from segnas.published import resolve_genotype
+from segnas.training_data import build_datasets
 
 
 def test_colourise_uses_the_palette_and_blacks_out_ignored():

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from ..complexity import count_flops
 from ..data.prepared import load_prepared
 from ..errors import ConfigError
-from ..final_training import build_datasets, train_model
+from ..final_training import train_model
 from ..io import read_json, write_json
 from ..model import build_model
 from ..pipeline.paths import PREPARED
@@ -22,6 +22,7 @@ from ..progress import Progress
 from ..seeds import derive_seed
 from ..space import Genotype
 from ..trainconfig import TrainConfig
+from ..training_data import build_datasets
 from ..trial.jobs import check_stamp, read_stamped
 from ..workers import WorkerPool, set_cpu_threads
 from .data import STALE, AuditData, stamp
