@@ -11,6 +11,7 @@ by the same Pillow/zlib are bit-identical for the same seed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +57,27 @@ def _box(yy: np.ndarray, xx: np.ndarray, top: float, bottom: float, left: float,
     return (yy >= top) & (yy < bottom) & (xx >= left) & (xx < right)
 
 
-def render_scene(
-    rng: np.random.Generator, height: int, width: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """One scene: (uint8 RGB (H, W, 3), uint8 labels (H, W) with CamVid values 0-11)."""
+@dataclass
+class _Scene:
+    """A scene's layout while it is drawn: pixel grids, the horizon, the vanishing point, the
+    road's and pavement's widths, and the labels so far."""
+
+    yy: np.ndarray
+    xx: np.ndarray
+    height: int
+    width: int
+    horizon: float
+    vanish_x: float
+    road_coef: float
+    walk_coef: float
+    label: np.ndarray
+
+    def ground_y(self, t: float) -> float:
+        return self.horizon + t * (self.height - self.horizon)
+
+
+def _ground_and_buildings(rng: np.random.Generator, height: int, width: int) -> _Scene:
+    """Sky, a building skyline (blocks of random width and height, some gaps), pavement, road."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     label = np.full((height, width), SKY, dtype=np.uint8)
     horizon = height * rng.uniform(0.35, 0.5)
@@ -69,8 +87,6 @@ def render_scene(
     road_half = depth * width * road_coef
     walk_half = road_half * walk_coef
     ground = yy >= horizon
-
-    # Building skyline: blocks of random width and height along the whole width.
     tops = np.empty(width, dtype=np.float32)
     x = 0
     while x < width:
@@ -83,41 +99,83 @@ def render_scene(
     label[building] = BUILDING
     label[ground & (np.abs(xx - vanish_x) < walk_half)] = PAVEMENT
     label[ground & (np.abs(xx - vanish_x) < road_half)] = ROAD
+    return _Scene(yy, xx, height, width, horizon, vanish_x, road_coef, walk_coef, label)
 
-    def ground_y(t: float) -> float:
-        return horizon + t * (height - horizon)
 
-    # Fence on one side, standing on the outer edge of the pavement.
+def _fence(rng: np.random.Generator, scene: _Scene) -> None:
+    """Sometimes a fence on one side, standing on the outer edge of the pavement."""
     if rng.random() < 0.6:
         side = rng.choice([-1.0, 1.0])
-        offset = (xx - vanish_x) * side
-        edge_y = horizon + offset / (width * road_coef * walk_coef) * (height - horizon)
-        fence_h = 2 + 0.2 * (edge_y - horizon)
-        fence = (offset > 0) & (yy < edge_y) & (yy >= edge_y - fence_h)
-        label[fence & (label == BUILDING)] = FENCE
+        offset = (scene.xx - scene.vanish_x) * side
+        reach = scene.width * scene.road_coef * scene.walk_coef
+        edge_y = scene.horizon + offset / reach * (scene.height - scene.horizon)
+        fence_h = 2 + 0.2 * (edge_y - scene.horizon)
+        fence = (offset > 0) & (scene.yy < edge_y) & (scene.yy >= edge_y - fence_h)
+        scene.label[fence & (scene.label == BUILDING)] = FENCE
 
-    # Trees: noisy blobs around the skyline.
+
+def _trees(rng: np.random.Generator, scene: _Scene) -> None:
+    """Noisy blobs around the skyline."""
+    height, width, yy, xx = scene.height, scene.width, scene.yy, scene.xx
     for _ in range(int(rng.integers(1, 5))):
-        cx, cy = rng.uniform(0, width), horizon - rng.uniform(0, 0.25) * height
+        cx, cy = rng.uniform(0, width), scene.horizon - rng.uniform(0, 0.25) * height
         r = rng.uniform(0.06, 0.16) * height
         wobble = 1 + 0.25 * _smooth_noise(rng, height, width, 6)
         blob = ((yy - cy) ** 2 + (xx - cx) ** 2) <= (r * wobble) ** 2
-        label[blob & (label != ROAD)] = TREE
+        scene.label[blob & (scene.label != ROAD)] = TREE
 
-    # Poles with signs on the pavement.
+
+def _poles(rng: np.random.Generator, scene: _Scene) -> None:
+    """Poles with signs on the pavement."""
+    yy, xx = scene.yy, scene.xx
     for _ in range(int(rng.integers(0, 4))):
         t = rng.uniform(0.1, 0.7)
-        base_y = ground_y(t)
+        base_y = scene.ground_y(t)
         side = rng.choice([-1.0, 1.0])
-        half = t * width * 0.45
-        px = vanish_x + side * half * rng.uniform(1.05, 1.3)
+        half = t * scene.width * 0.45
+        px = scene.vanish_x + side * half * rng.uniform(1.05, 1.3)
         pole_w = max(1.0, 1 + 3 * t)
-        pole_h = (0.25 + 0.6 * t) * height
-        label[_box(yy, xx, base_y - pole_h, base_y, px - pole_w / 2, px + pole_w / 2)] = POLE
+        pole_h = (0.25 + 0.6 * t) * scene.height
+        scene.label[_box(yy, xx, base_y - pole_h, base_y, px - pole_w / 2, px + pole_w / 2)] = POLE
         if rng.random() < 0.7:
             s = 2 + 8 * t
-            label[_box(yy, xx, base_y - pole_h, base_y - pole_h + s, px - s, px + s)] = SIGN
+            scene.label[_box(yy, xx, base_y - pole_h, base_y - pole_h + s, px - s, px + s)] = SIGN
 
+
+def _road_user(rng: np.random.Generator, scene: _Scene, cls: int, t: float) -> None:
+    """A car on the road, or a pedestrian or bicyclist beside it, ``t`` of the way down."""
+    yy, xx = scene.yy, scene.xx
+    base_y = scene.ground_y(t)
+    scale = t * scene.height
+    if cls == CAR:
+        cx = scene.vanish_x + rng.uniform(-0.8, 0.8) * t * scene.width * 0.45
+        w, h = scale * rng.uniform(0.5, 0.8), scale * rng.uniform(0.3, 0.45)
+        body = _box(yy, xx, base_y - h * 0.6, base_y, cx - w / 2, cx + w / 2)
+        cabin = _box(yy, xx, base_y - h, base_y - h * 0.55, cx - w * 0.35, cx + w * 0.35)
+        scene.label[body | cabin] = CAR
+        return
+    side = rng.choice([-1.0, 1.0])
+    factor = rng.uniform(1.05, 1.35) if cls == PEDESTRIAN else rng.uniform(0.7, 0.95)
+    cx = scene.vanish_x + side * t * scene.width * 0.45 * factor
+    h = scale * 0.35
+    body = _ellipse(yy, xx, base_y - h * 0.55, cx, h * 0.4, h * 0.12)
+    head = _ellipse(yy, xx, base_y - h * 1.02, cx, h * 0.1, h * 0.08)
+    shape = body | head
+    if cls == BICYCLIST:
+        wheel = h * 0.2
+        shape |= _ellipse(yy, xx, base_y - wheel, cx - wheel * 1.3, wheel, wheel)
+        shape |= _ellipse(yy, xx, base_y - wheel, cx + wheel * 1.3, wheel, wheel)
+    scene.label[shape] = cls
+
+
+def render_scene(
+    rng: np.random.Generator, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One scene: (uint8 RGB (H, W, 3), uint8 labels (H, W) with CamVid values 0-11)."""
+    scene = _ground_and_buildings(rng, height, width)
+    _fence(rng, scene)
+    _trees(rng, scene)
+    _poles(rng, scene)
     # Objects on the road and pavement, far ones first so near ones occlude them.
     objects = []
     for cls, count in (
@@ -127,34 +185,14 @@ def render_scene(
     ):
         objects += [(cls, rng.uniform(0.1, 0.95)) for _ in range(int(count))]
     for cls, t in sorted(objects, key=lambda o: o[1]):
-        base_y = ground_y(t)
-        scale = t * height
-        if cls == CAR:
-            cx = vanish_x + rng.uniform(-0.8, 0.8) * t * width * 0.45
-            w, h = scale * rng.uniform(0.5, 0.8), scale * rng.uniform(0.3, 0.45)
-            body = _box(yy, xx, base_y - h * 0.6, base_y, cx - w / 2, cx + w / 2)
-            cabin = _box(yy, xx, base_y - h, base_y - h * 0.55, cx - w * 0.35, cx + w * 0.35)
-            label[body | cabin] = CAR
-        else:
-            side = rng.choice([-1.0, 1.0])
-            factor = rng.uniform(1.05, 1.35) if cls == PEDESTRIAN else rng.uniform(0.7, 0.95)
-            cx = vanish_x + side * t * width * 0.45 * factor
-            h = scale * 0.35
-            body = _ellipse(yy, xx, base_y - h * 0.55, cx, h * 0.4, h * 0.12)
-            head = _ellipse(yy, xx, base_y - h * 1.02, cx, h * 0.1, h * 0.08)
-            shape = body | head
-            if cls == BICYCLIST:
-                wheel = h * 0.2
-                shape |= _ellipse(yy, xx, base_y - wheel, cx - wheel * 1.3, wheel, wheel)
-                shape |= _ellipse(yy, xx, base_y - wheel, cx + wheel * 1.3, wheel, wheel)
-            label[shape] = cls
-
+        _road_user(rng, scene, cls, t)
     # A few void patches (unlabelled in CamVid).
     for _ in range(int(rng.integers(0, 3))):
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
-        label[_ellipse(yy, xx, cy, cx, rng.uniform(2, 6), rng.uniform(2, 8))] = CAMVID_VOID
-
-    return _paint(rng, label, yy, xx, horizon, vanish_x), label
+        ellipse = _ellipse(scene.yy, scene.xx, cy, cx, rng.uniform(2, 6), rng.uniform(2, 8))
+        scene.label[ellipse] = CAMVID_VOID
+    label = scene.label
+    return _paint(rng, label, scene.yy, scene.xx, scene.horizon, scene.vanish_x), label
 
 
 def _paint(

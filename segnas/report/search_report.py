@@ -45,31 +45,10 @@ def _pareto_table(archs: pd.DataFrame) -> tuple[str, list[str], list[list]]:
     )
 
 
-def search_section(inputs: ReportInputs, figure_dir: Path) -> tuple[Section, dict | None]:
-    """Figs. 5-7, the Pareto front and the best architectures; ``search.*`` of the summary."""
-    section = Section("Search (Figs. 5-7, Pareto front)")
-    archs_path = inputs.search_dir / "archs.csv"
-    if not archs_path.is_file():
-        section.notes.append(f"{archs_path} is missing: run the search stage.")
-        return section, None
-    archs = _read_csv(archs_path)
-    if archs.empty:
-        section.notes.append(f"{archs_path} holds no architectures.")
-        return section, None
-    summary = search_summary(archs)
-    ok = archs[archs["status"].isin(["ok", "stopped_early"])]
-    section.notes.append(
-        f"{len(archs)} architectures sampled in {archs['round'].nunique()} rounds; "
-        f"{len(archs) - len(ok)} failed. Best reward {archs['reward'].max():.4f}, "
-        f"mean {archs['reward'].mean():.4f}; mean of the first quarter "
-        f"{fmt(summary['mean_reward_first_quarter'])}, of the last quarter "
-        f"{fmt(summary['mean_reward_last_quarter'])}."
-    )
-    controller_path = inputs.search_dir / "controller.csv"
-    controller = _read_csv(controller_path) if controller_path.is_file() else None
-    if controller is None:
-        section.notes.append(f"{controller_path} is missing: no entropy per round.")
-    archs = _with_latency(archs, inputs.search_dir / "timings.csv")
+def _add_search_figures(
+    section: Section, archs: pd.DataFrame, controller: pd.DataFrame | None, figure_dir: Path
+) -> None:
+    """Figs. 5-7 and the Pareto fronts (latency only where the search measured it)."""
     section.images += [
         (
             "Fig. 5: reward through the search (rolling median) and the controller's entropy",
@@ -105,28 +84,59 @@ def search_section(inputs: ReportInputs, figure_dir: Path) -> tuple[Section, dic
         )
     else:
         section.notes.append("The search measured no latency: no reward-vs-latency front.")
+
+
+def _top_table(top_path: Path) -> tuple[str, list[str], list[list]]:
+    """The best architectures of ``search/top.json`` as a table."""
+    rows = [
+        [
+            t["rank"],
+            t["hash"],
+            fmt(t["reward"]),
+            pct(t["miou"]),
+            fmt(int(t["params"])),
+            t["downsampling_factor"],
+            t["genotype"],
+        ]
+        for t in read_json(top_path).get("top", [])
+    ]
+    return (
+        "Best architectures of the search (search/top.json)",
+        ["rank", "hash", "reward", "meta-val mIoU %", "params", "factor", "genotype"],
+        rows,
+    )
+
+
+def search_section(inputs: ReportInputs, figure_dir: Path) -> tuple[Section, dict | None]:
+    """Figs. 5-7, the Pareto front and the best architectures; ``search.*`` of the summary."""
+    section = Section("Search (Figs. 5-7, Pareto front)")
+    archs_path = inputs.search_dir / "archs.csv"
+    if not archs_path.is_file():
+        section.notes.append(f"{archs_path} is missing: run the search stage.")
+        return section, None
+    archs = _read_csv(archs_path)
+    if archs.empty:
+        section.notes.append(f"{archs_path} holds no architectures.")
+        return section, None
+    summary = search_summary(archs)
+    ok = archs[archs["status"].isin(["ok", "stopped_early"])]
+    section.notes.append(
+        f"{len(archs)} architectures sampled in {archs['round'].nunique()} rounds; "
+        f"{len(archs) - len(ok)} failed. Best reward {archs['reward'].max():.4f}, "
+        f"mean {archs['reward'].mean():.4f}; mean of the first quarter "
+        f"{fmt(summary['mean_reward_first_quarter'])}, of the last quarter "
+        f"{fmt(summary['mean_reward_last_quarter'])}."
+    )
+    controller_path = inputs.search_dir / "controller.csv"
+    controller = _read_csv(controller_path) if controller_path.is_file() else None
+    if controller is None:
+        section.notes.append(f"{controller_path} is missing: no entropy per round.")
+    archs = _with_latency(archs, inputs.search_dir / "timings.csv")
+    _add_search_figures(section, archs, controller, figure_dir)
     section.tables.append(_pareto_table(archs))
     top_path = inputs.search_dir / "top.json"
     if top_path.is_file():
-        rows = [
-            [
-                t["rank"],
-                t["hash"],
-                fmt(t["reward"]),
-                pct(t["miou"]),
-                fmt(int(t["params"])),
-                t["downsampling_factor"],
-                t["genotype"],
-            ]
-            for t in read_json(top_path).get("top", [])
-        ]
-        section.tables.append(
-            (
-                "Best architectures of the search (search/top.json)",
-                ["rank", "hash", "reward", "meta-val mIoU %", "params", "factor", "genotype"],
-                rows,
-            )
-        )
+        section.tables.append(_top_table(top_path))
     return section, summary
 
 
