@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reward-seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="run only these recipes (default all)")
+    parser.add_argument(
+        "--table-only", action="store_true", help="only rewrite the table from the audits there"
+    )
     args = parser.parse_args(argv)
     try:
         recipes = read_yaml(args.recipes)["recipes"]
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, overrides in recipes.items():
         overrides = overrides or {}
-        if args.only and name not in args.only:
+        if args.table_only or (args.only and name not in args.only):
             audit = (args.out / name / "audit").resolve()
             if not (audit / "plan.json").is_file():
                 continue

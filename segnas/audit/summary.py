@@ -194,7 +194,9 @@ def fidelity_summary(archs: Sequence[ArchResults]) -> dict[str, Any]:
     for proxy in PROXIES:
         if all(proxy in a.proxies for a in scored):
             baselines[proxy] = rho([a.proxies[proxy] for a in scored], proxy)
-    params = [float(a.params or 0) for a in scored]
+    # the reward's size bias needs no final training: every architecture with a seed-0 reward
+    rewarded = [a for a in archs if a.rewards and a.rewards[0] is not None]
+    params = [float(a.params or 0) for a in rewarded]
     return {
         "num_heldout": len(scored),
         "spearman_rho": single["rho"],
@@ -203,7 +205,7 @@ def fidelity_summary(archs: Sequence[ArchResults]) -> dict[str, Any]:
         "mean_of_seeds": mean_of_seeds,
         "baselines": {name: b["rho"] for name, b in baselines.items()},
         "baselines_ci": baselines,
-        "params_vs_reward": json_number(spearman([a.rewards[0] for a in scored], params)),
+        "params_vs_reward": json_number(spearman([a.rewards[0] for a in rewarded], params)),
         "params_vs_final": baselines["params"]["rho"],
         "final_noise": final_noise(archs),
     }
