@@ -10,18 +10,21 @@
 #       in $OUT (default gpu-check-out/): gpu_check.json, gpu_check.md, one JSON per step, logs/
 #
 # It needs only python3 with torch, torchvision, numpy, pandas, Pillow and PyYAML (not dvc,
-# dvclive, snakemake, jsonschema): PYTHON (default python3) runs the repository's code with
-# PYTHONPATH=. . Each step runs even when an earlier one failed; the exit status is 0 only when
+# dvclive, snakemake, jsonschema): PYTHON (default .venv/bin/python where it exists, else
+# python3) runs the repository's code with PYTHONPATH=. . Each step runs even when an earlier one failed; the exit status is 0 only when
 # every step ran and every check passed (1: a step or check failed; 2: no subset, or no GPU for
 # --device cuda). --tiny: tiny sizes, seconds on a CPU (the test suite runs `--device cpu
 # --tiny`). GPU_CHECK_STEP_TIMEOUT: seconds per step (default 300).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
-PYTHON=${PYTHON:-python3}
+# the project's venv where there is one (here), else the machine's python3 (the bare GPU machine)
+if [[ -z ${PYTHON:-} ]]; then
+    if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 if [[ ${1:-} == prepare ]]; then
     shift
