@@ -1,5 +1,5 @@
 # Compare stage fanned out like the search: one `compare_sample` job draws N architectures from
-# the trained controller and N uniformly, 4N `compare_evaluate` jobs (group x setup x index,
+# the trained controller and N uniformly, 4N `compare_trial` jobs (group x setup x index,
 # spread by the executor: local cores or SLURM) train and score them, and `compare` assembles
 # compare/compare.csv and compare/metrics.json. Every job runs the same library step as the
 # local `python stages/compare.py`, so both give identical results (docs/results.md).
@@ -43,7 +43,7 @@ rule compare_sample:
         "python stages/compare.py --params params.yaml sample 2>&1 | tee {log}"
 
 
-rule compare_evaluate:
+rule compare_trial:
     input:
         code("compare"),
         SEARCH_DATA,
@@ -61,7 +61,7 @@ rule compare_evaluate:
         runtime=240,
         gpu=COMPARE_GPU,
     shell:
-        "python stages/compare.py --params params.yaml evaluate --group {wildcards.group}"
+        "python stages/compare.py --params params.yaml trial --group {wildcards.group}"
         " --setup {wildcards.setup} --index {wildcards.index} 2>&1 | tee {log}"
 
 

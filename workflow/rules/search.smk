@@ -1,5 +1,5 @@
 # Search stage fanned out into per-round jobs: for each round r one `search_sample` job, B
-# `search_evaluate` jobs (one per architecture, spread by the executor: local cores or SLURM)
+# `search_trial` jobs (one per architecture, spread by the executor: local cores or SLURM)
 # and one `search_update` job (PPO); then `search` assembles search/archs.csv, timings.csv,
 # controller.csv, top.json, metrics.json and controller/final.pt. Every job runs the same library
 # step as the local pool of `python stages/search.py`, so both give identical archs.csv
@@ -41,7 +41,7 @@ rule search_sample:
         "python stages/search.py --params params.yaml sample --round {wildcards.round} 2>&1 | tee {log}"
 
 
-rule search_evaluate:
+rule search_trial:
     input:
         code("search"),
         SEARCH_DATA,
@@ -58,7 +58,7 @@ rule search_evaluate:
         runtime=120,
         gpu=SEARCH_GPU,
     shell:
-        "python stages/search.py --params params.yaml evaluate --round {wildcards.round}"
+        "python stages/search.py --params params.yaml trial --round {wildcards.round}"
         " --index {wildcards.index} 2>&1 | tee {log}"
 
 
