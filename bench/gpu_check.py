@@ -50,6 +50,7 @@ from segnas.device import keep_freed_memory, processor_name, resolve_device
 from segnas.errors import ArtifactError, ConfigError, SegnasError
 from segnas.final_training import train_model
 from segnas.io import read_json, write_json, write_text
+from segnas.named_configs import load_rendered
 from segnas.provenance import git_state, package_versions
 from segnas.published import resolve_genotype
 from segnas.stem import build_stem
@@ -119,11 +120,8 @@ def log(message: str) -> None:
 
 
 def paper_params() -> dict[str, Any]:
-    """configs/paper.yaml as a mapping."""
-    params = yaml.safe_load(PAPER_CONFIG.read_text(encoding="utf-8"))
-    if not isinstance(params, dict):
-        raise ConfigError(f"{PAPER_CONFIG}: expected a mapping of params sections")
-    return params
+    """configs/paper.yaml merged with configs/base.yaml, as a mapping (PyYAML alone)."""
+    return load_rendered(PAPER_CONFIG)
 
 
 def _section(params: dict[str, Any], dotted: str) -> dict[str, Any]:

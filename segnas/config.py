@@ -271,8 +271,15 @@ def validate_params(
 def load_params(
     path: str | Path = "params.yaml", validate: bool = True, require_all: bool = False
 ) -> dict[str, Any]:
-    """Read the params file with the safe loader; it must be a mapping valid for the schema."""
-    params = read_yaml(path)
+    """Read the params file with the safe loader; it must be a mapping valid for the schema.
+    A configuration overlay (``configs/<name>.yaml`` beside a ``base.yaml``) is read merged
+    with its base (``segnas.named_configs``)."""
+    if is_overlay(path):
+        from .named_configs import load_rendered
+
+        params = load_rendered(path)
+    else:
+        params = read_yaml(path)
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {params!r}")
     if validate:
@@ -296,9 +303,16 @@ def setting(params: dict[str, Any], key: str, path: str | Path = "params.yaml") 
     return params[key]
 
 
+def is_overlay(path: str | Path) -> bool:
+    """Whether ``path`` is a configuration overlay: a YAML file beside a ``base.yaml``."""
+    path = Path(path)
+    return path.stem != "base" and (path.parent / "base.yaml").is_file()
+
+
 def available_configs(configs_dir: str | Path = CONFIGS_DIR) -> list[str]:
-    """Names of the named configurations (``configs/<name>.yaml``)."""
-    return sorted(p.stem for p in Path(configs_dir).glob("*.yaml"))
+    """Names of the named configurations (``configs/<name>.yaml``; ``base.yaml`` is what the
+    others start from, not a configuration)."""
+    return sorted(p.stem for p in Path(configs_dir).glob("*.yaml") if p.stem != "base")
 
 
 def config_path(name: str, configs_dir: str | Path = CONFIGS_DIR) -> Path:
@@ -316,6 +330,17 @@ def config_path(name: str, configs_dir: str | Path = CONFIGS_DIR) -> Path:
             f"(files in {configs_dir}/)"
         )
     return Path(configs_dir) / f"{name}.yaml"
+
+
+def config_text(name: str, configs_dir: str | Path = CONFIGS_DIR) -> str:
+    """The complete text ``segnas config use NAME`` writes: ``configs/<name>.yaml`` merged
+    with ``configs/base.yaml`` where there is one."""
+    source = config_path(name, configs_dir)
+    if not is_overlay(source):
+        return source.read_text(encoding="utf-8")
+    from .named_configs import render_config
+
+    return render_config(source)
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -339,12 +364,13 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def use_config(
     name: str, params_path: str | Path = "params.yaml", configs_dir: str | Path = CONFIGS_DIR
 ) -> list[str]:
-    """Validate ``configs/<name>.yaml`` and copy it to ``params_path`` atomically.
+    """Validate ``configs/<name>.yaml`` and write it (merged with ``configs/base.yaml``: the
+    complete, commented text of ``config_text``) to ``params_path`` atomically.
 
     Returns the dotted keys whose values changed (empty when it was already in use).
     """
     source = config_path(name, configs_dir)
-    text = source.read_text(encoding="utf-8")
+    text = config_text(name, configs_dir)
     new = load_params(source, require_all=True)
     old: Any = {}
     if Path(params_path).is_file():

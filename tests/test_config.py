@@ -10,6 +10,7 @@ import pytest
 import yaml
 from search_project import run_stage
 
+from segnas import named_configs
 from segnas.cli import main
 from segnas.compare import CompareConfig
 from segnas.config import (
@@ -17,6 +18,7 @@ from segnas.config import (
     available_configs,
     changed_keys,
     config_path,
+    config_text,
     flatten,
     load_config,
     load_params,
@@ -84,7 +86,7 @@ def test_repo_params_and_named_configs_are_valid():
 
 def test_default_params_is_the_quickstart():
     assert _repo_params() == load_params(CONFIGS / "quickstart.yaml")
-    assert (REPO_ROOT / "params.yaml").read_bytes() == (CONFIGS / "quickstart.yaml").read_bytes()
+    assert (REPO_ROOT / "params.yaml").read_text() == config_text("quickstart", CONFIGS)
 
 
 def test_named_configs_set_every_knob_outside_the_datasets():
@@ -97,6 +99,44 @@ def test_named_configs_set_every_knob_outside_the_datasets():
             if not k.startswith("datasets.")
         }
         assert keys == quick, f"{name}: {sorted(keys ^ quick)}"
+
+
+def test_every_overlay_merges_onto_the_base_into_a_complete_commented_configuration():
+    base = (CONFIGS / "base.yaml").read_text(encoding="utf-8")
+    for name in available_configs(CONFIGS):
+        text = config_text(name, CONFIGS)
+        overlay = (CONFIGS / f"{name}.yaml").read_text(encoding="utf-8")
+        assert text.startswith(overlay.split("\n\n", 1)[0])  # the overlay's own header
+        assert text.count("#") > overlay.count("#")  # the base's comments come along
+        validate_params(yaml.safe_load(text), f"{name} merged")  # every key, valid
+    # the overlays hold only what differs (a one-line flow mapping is written whole)
+    loader = named_configs._round_trip()
+
+    def repeats(overlay, base, where=""):
+        found = []
+        for key, value in overlay.items():
+            name = f"{where}{key}"
+            if hasattr(value, "items") and not named_configs._is_flow(value):
+                if name not in named_configs.REPLACED_WHOLE:
+                    found += repeats(value, base[key], f"{name}.")
+            elif value == base[key]:
+                found.append(name)
+        return found
+
+    base_map = loader.load(named_configs.split_header(base)[1])
+    for name in available_configs(CONFIGS):
+        overlay = loader.load((CONFIGS / f"{name}.yaml").read_text()) or {}
+        assert not repeats(overlay, base_map), f"{name} repeats the base"
+
+
+def test_an_overlay_key_the_base_lacks_is_refused_naming_it(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "base.yaml").write_text((CONFIGS / "base.yaml").read_text())
+    (configs / "mine.yaml").write_text("# mine\n\ntrain:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: train.epochz: not a key of base.yaml"):
+        use_config("mine", tmp_path / "params.yaml", configs)
+    assert not (tmp_path / "params.yaml").exists()
 
 
 def test_paper_config_carries_the_papers_values():
@@ -204,9 +244,9 @@ def test_use_config_switches_params_and_reports_changes(tmp_path):
     params = tmp_path / "params.yaml"
     assert set(available_configs(CONFIGS)) >= {"quickstart", "camvid-cpu", "paper"}
     use_config("quickstart", params, CONFIGS)
-    assert params.read_bytes() == (CONFIGS / "quickstart.yaml").read_bytes()
+    assert params.read_text() == config_text("quickstart", CONFIGS)
     changed = use_config("paper", params, CONFIGS)
-    assert params.read_bytes() == (CONFIGS / "paper.yaml").read_bytes()
+    assert params.read_text() == config_text("paper", CONFIGS)
     quick, paper = load_params(CONFIGS / "quickstart.yaml"), load_params(CONFIGS / "paper.yaml")
     assert changed == changed_keys(quick, paper) and changed
     assert use_config("paper", params, CONFIGS) == []
@@ -249,7 +289,7 @@ def test_schema_is_package_data():
 
 
 def _quickstart_text() -> str:
-    return (CONFIGS / "quickstart.yaml").read_text(encoding="utf-8")
+    return config_text("quickstart", CONFIGS)
 
 
 def test_duplicate_keys_are_rejected_with_their_lines(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from ..config import (
     CONFIGS_DIR,
     available_configs,
     config_path,
+    config_text,
     flatten,
     load_params,
     use_config,
@@ -33,7 +35,7 @@ def _known_configuration(text: str, configs_dir: str) -> bool:
     """Whether ``text`` is (the text or the values of) one of the named configurations."""
     values = _parsed(text)
     for name in available_configs(configs_dir):
-        known = config_path(name, configs_dir).read_text(encoding="utf-8")
+        known = config_text(name, configs_dir)
         if known == text or (values is not None and _parsed(known) == values):
             return True
     return False
@@ -56,7 +58,7 @@ def _diff_lines(old: Any, new: Any, keys: list[str]) -> list[str]:
 
 def _use(args: argparse.Namespace) -> int:
     params = Path(args.params)
-    source = config_path(args.name, args.configs_dir)
+    config_path(args.name, args.configs_dir)  # an unknown name fails before anything else
     if params.is_dir():
         raise ConfigError(f"{params} is a directory, not a params file")
     old_text = params.read_text(encoding="utf-8", errors="replace") if params.is_file() else None
@@ -74,7 +76,7 @@ def _use(args: argparse.Namespace) -> int:
     if backup is not None:
         print(f"kept the previous {params} as {backup}")
     if changed:
-        new = _parsed(source.read_text(encoding="utf-8"))
+        new = _parsed(config_text(args.name, args.configs_dir))
         lines = _diff_lines(_parsed(old_text or ""), new, changed)
         print(f"{params} now holds configuration {args.name!r}; {len(changed)} keys changed:")
         print("\n".join(lines))
@@ -92,6 +94,11 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show(args: argparse.Namespace) -> int:
+    sys.stdout.write(config_text(args.name, args.configs_dir))
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     for name in available_configs(args.configs_dir):
         print(name)
@@ -99,7 +106,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``config use|validate|list``."""
+    """Add ``config use|show|validate|list``."""
     config = subparsers.add_parser("config", help="switch and validate params.yaml")
     config.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     config.add_argument(
@@ -107,7 +114,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
 
-    use = sub.add_parser("use", help="copy configs/NAME.yaml to params.yaml (after validating it)")
+    use = sub.add_parser(
+        "use",
+        help="write configuration NAME (configs/base.yaml + configs/NAME.yaml) to params.yaml",
+    )
     use.add_argument("name", help="configuration name, e.g. quickstart, camvid-cpu, paper")
     use.add_argument(
         "--force",
@@ -123,6 +133,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "files", nargs="*", help="files to check (default params.yaml); @NAME = configs/NAME.yaml"
     )
     validate.set_defaults(func=_validate)
+
+    show = sub.add_parser("show", help="print the complete params file configuration NAME is")
+    show.add_argument("name", help="configuration name")
+    show.set_defaults(func=_show)
 
     listing = sub.add_parser("list", help="list the named configurations")
     listing.set_defaults(func=_list)

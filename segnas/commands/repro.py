@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..config import use_config
+from ..config import config_text, use_config
 from ..errors import SegnasError
 from ..io import read_json, write_json
 from ..pipeline.deps import collapse_deps, stage_code_deps
@@ -36,12 +36,13 @@ from ..pipeline.stages import STAGES
 
 
 def _finished_run(path: str, config: str) -> Path:
-    """``path``, a finished run of ``config`` (its params.yaml is ``configs/<config>.yaml``)."""
+    """``path``, a finished run of ``config`` (its params.yaml is what ``segnas config use
+    <config>`` writes there)."""
     workdir = Path(path).resolve()
     params, wanted = workdir / "params.yaml", workdir / "configs" / f"{config}.yaml"
     if not params.is_file() or not wanted.is_file():
         raise SegnasError(f"--existing {path}: no params.yaml and {wanted.name} in configs/ there")
-    if params.read_bytes() != wanted.read_bytes():
+    if params.read_text(encoding="utf-8") != config_text(config, workdir / "configs"):
         raise SegnasError(
             f"--existing {path}: params.yaml is not configs/{config}.yaml; run "
             f"`segnas config use {config} && dvc repro` there, or pass --config"
