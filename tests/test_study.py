@@ -14,7 +14,14 @@ from search_project import make_project, stage_env, tiny_params
 
 from segnas.errors import ConfigError
 from segnas.io import read_json
-from segnas.study.aggregate import MET, NOT_ESTABLISHED, NOT_MET, mean_band, paired_test
+from segnas.study.aggregate import (
+    MET,
+    NOT_ESTABLISHED,
+    NOT_MET,
+    last_quarter_mean,
+    mean_band,
+    paired_test,
+)
 from segnas.study.plan import StudyPlan
 
 STUDY = [sys.executable, "-m", "segnas.cli", "study"]
@@ -75,6 +82,11 @@ def test_wilcoxon_matches_the_exact_distribution():
     assert one["p"] is None and one["decision"] == NOT_ESTABLISHED
 
 
+def test_the_last_quarter_mean_takes_the_last_quarter_of_the_evaluations():
+    assert last_quarter_mean([0.0] * 6 + [0.4, 0.6]) == pytest.approx(0.5)
+    assert last_quarter_mean([0.3, 0.9]) == pytest.approx(0.9)  # at least one
+
+
 def test_the_anytime_band_is_a_t_interval_across_seeds():
     band = mean_band([[0.1, 0.2, 0.9], [0.3, 0.4]])  # cut to the shorter curve
     assert band["mean"] == pytest.approx([0.2, 0.3])
@@ -113,6 +125,7 @@ def test_a_tiny_study_runs_aggregates_and_resumes(tmp_path):
         per_seed = summary["endpoint"][strategy]["per_seed"]
         assert set(per_seed) == {"0", "1"} and all(0 <= v <= 1 for v in per_seed.values())
         assert len(summary["anytime"][strategy]["mean"]) == 4
+        assert set(summary["endpoint"][strategy]["last_quarter_reward_per_seed"]) == {"0", "1"}
         run = read_json(root / "study" / "runs" / f"{strategy}-s0" / "run.json")
         assert run["evaluations"] == 4 and run["final"]["epochs"] == 1
     assert set(summary["decision"]) == {"controller_vs_random", "evolution_vs_random"}

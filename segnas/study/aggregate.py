@@ -55,10 +55,16 @@ def paired_test(a: Sequence[float], b: Sequence[float], test: str, alpha: float)
     }
 
 
-def read_curve(path: Path) -> list[float]:
-    """The best reward so far after each evaluation of one run."""
+def read_curve(path: Path, column: str = "best_so_far") -> list[float]:
+    """One column of a run's ``curve.csv`` (default: the best reward so far), in search order."""
     with path.open(encoding="utf-8", newline="") as handle:
-        return [float(row["best_so_far"]) for row in csv.DictReader(handle)]
+        return [float(row[column]) for row in csv.DictReader(handle)]
+
+
+def last_quarter_mean(rewards: Sequence[float]) -> float:
+    """The mean reward of the last quarter of a search's evaluations (at least one)."""
+    tail = rewards[len(rewards) - max(1, len(rewards) // 4) :]
+    return float(np.mean(tail))
 
 
 def mean_band(curves: Sequence[Sequence[float]]) -> dict[str, list[float | None]]:
@@ -104,6 +110,10 @@ def summarise(layout: StudyLayout, plan: StudyPlan) -> dict[str, Any]:
             "mean": json_number(float(np.mean(list(values.values())))) if values else None,
             "best_reward_per_seed": {
                 str(seed): run["best"]["reward"] for seed, run in sorted(by_seed.items())
+            },
+            "last_quarter_reward_per_seed": {
+                str(seed): last_quarter_mean(read_curve(layout.curve(strategy, seed), "reward"))
+                for seed in sorted(by_seed)
             },
         }
     tests, decision = {}, {}
