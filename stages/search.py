@@ -15,9 +15,9 @@ import sys
 import time
 from dataclasses import replace
 
-from segnas.config import load_params
 from segnas.device import keep_freed_memory, resolve_device
-from segnas.errors import ConfigError, SegnasError
+from segnas.errors import ConfigError
+from segnas.pipeline.entry import DeclaredParams, run_stage
 from segnas.pipeline.paths import SEARCH
 from segnas.search.config import SearchConfig
 from segnas.search.identity import search_identity
@@ -33,9 +33,7 @@ from segnas.search.steps import (
 from segnas.trial.spec import TrialSpec
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+def _add_steps(parser: argparse.ArgumentParser) -> None:
     steps = parser.add_subparsers(dest="step", metavar="STEP")
     run = steps.add_parser("run", help="the whole search with a local worker pool (default)")
     run.add_argument("--workers", type=int, help="override search.workers")
@@ -49,72 +47,61 @@ def _parser() -> argparse.ArgumentParser:
         "--round", type=int, required=True
     )
     steps.add_parser("assemble", help="write archs.csv, top.json, metrics.json, final.pt")
-    return parser
-
-
-def _setup(params_path: str) -> tuple[SearchConfig, TrialSpec, str, dict]:
-    params = load_params(params_path)
-    config, extra, params_hash = search_identity(params, params_path)
-    return config, TrialSpec.from_params(config, extra, params, params_path), params_hash, extra
 
 
 def _step(
     args: argparse.Namespace,
-    step: str,
     layout: SearchLayout,
     config: SearchConfig,
     spec: TrialSpec,
     params_hash: str,
     start: float,
-) -> None:
+) -> str:
     """One fan-out step (Snakemake jobs run them side by side under a shared lock)."""
-    if step == "sample":
+    if args.step == "sample":
         samples = sample_round(layout, config, params_hash, args.round)
-        print(f"search: sampled round {args.round} ({len(samples)} architectures)")
-    elif step == "trial":
+        return f"search: sampled round {args.round} ({len(samples)} architectures)"
+    if args.step == "trial":
         result = run_trial_index(layout, config, params_hash, args.round, args.index, spec.build())
-        print(
+        return (
             f"search: round {args.round} index {args.index} {result.hash} "
             f"{result.status} reward {result.reward:.4f} "
             f"({time.monotonic() - start:.1f} s)"
         )
-    elif step == "update":
+    if args.step == "update":
         stats = update_round(layout, config, params_hash, args.round)
-        print(f"search: updated the controller with round {args.round} {stats}")
-    else:
-        records = assemble(layout, config, params_hash, run_provenance=spec.provenance())
-        print(f"search: assembled {len(records)} architectures -> {SEARCH}")
+        return f"search: updated the controller with round {args.round} {stats}"
+    records = assemble(layout, config, params_hash, run_provenance=spec.provenance())
+    return f"search: assembled {len(records)} architectures -> {SEARCH}"
+
+
+def search(params: DeclaredParams, args: argparse.Namespace) -> str:
+    """The whole search (``run``) or one fan-out step; the closing line."""
+    keep_freed_memory()
+    start = time.monotonic()
+    layout = SearchLayout(SEARCH)
+    config, extra, params_hash = search_identity(params, args.params)
+    spec = TrialSpec.from_params(config, extra, params, args.params)
+    if spec.device != "cpu":
+        spec = replace(spec, device=str(resolve_device(spec.device)))
+    if (args.step or "run") != "run":
+        with directory_lock(layout.root, params_hash, shared=True):
+            return _step(args, layout, config, spec, params_hash, start)
+    if getattr(args, "workers", None) is not None:
+        if args.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+        config = replace(config, workers=args.workers)
+    records = run_search(layout, config, params_hash, spec, extra=extra)
+    best = max(records, key=lambda r: r.result.reward)
+    return (
+        f"search: {len(records)} architectures in {config.rounds} rounds "
+        f"({config.workers} workers, {time.monotonic() - start:.0f} s); best reward "
+        f"{best.result.reward:.4f} ({best.result.hash}) -> {SEARCH}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    keep_freed_memory()
-    step = args.step or "run"
-    start = time.monotonic()
-    layout = SearchLayout(SEARCH)
-    try:
-        config, spec, params_hash, extra = _setup(args.params)
-        if spec.device != "cpu":
-            spec = TrialSpec(**{**spec.__dict__, "device": str(resolve_device(spec.device))})
-        if step == "run":
-            if getattr(args, "workers", None) is not None:
-                if args.workers < 1:
-                    raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-                config = replace(config, workers=args.workers)
-            records = run_search(layout, config, params_hash, spec, extra=extra)
-            best = max(records, key=lambda r: r.result.reward)
-            print(
-                f"search: {len(records)} architectures in {config.rounds} rounds "
-                f"({config.workers} workers, {time.monotonic() - start:.0f} s); best reward "
-                f"{best.result.reward:.4f} ({best.result.hash}) -> {SEARCH}"
-            )
-        else:
-            with directory_lock(layout.root, params_hash, shared=True):
-                _step(args, step, layout, config, spec, params_hash, start)
-    except SegnasError as exc:
-        print(f"search: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_stage("search", search, argv, _add_steps)
 
 
 if __name__ == "__main__":
