@@ -21,10 +21,10 @@ from segnas.pipeline.entry import DeclaredParams, run_stage
 from segnas.pipeline.paths import SEARCH
 from segnas.search.config import SearchConfig
 from segnas.search.identity import search_identity
+from segnas.search.layout import SearchLayout
 from segnas.search.lock import directory_lock
 from segnas.search.runner import run_search
 from segnas.search.steps import (
-    SearchLayout,
     assemble,
     run_trial_index,
     sample_round,

@@ -100,8 +100,8 @@ def test_search_metrics_carry_the_provenance_of_the_evaluations(tmp_path):
     from config_values import eval_setup, search_config
 
     from segnas.search.config import params_hash_of
+    from segnas.search.layout import SearchLayout
     from segnas.search.runner import run_search
-    from segnas.search.steps import SearchLayout
     from segnas.trial.spec import TrialSpec
 
     config = search_config(objective="target", target="arch0", rounds=1, archs_per_round=2)

@@ -486,8 +486,8 @@ def test_a_dying_worker_is_retried_once_and_the_search_goes_on(tmp_path):
     import io
 
     from segnas.search.config import params_hash_of
+    from segnas.search.layout import SearchLayout
     from segnas.search.runner import run_search
-    from segnas.search.steps import SearchLayout
 
     config = search_config(seed=0, rounds=1, archs_per_round=2, objective="target", workers=2)
     spec = DyingOnceSpec("target", eval_setup(), "arch0", marker=str(tmp_path / "died"))
@@ -530,8 +530,8 @@ def test_an_evaluation_whose_worker_dies_twice_is_recorded_as_worker_died(tmp_pa
     import io
 
     from segnas.search.config import params_hash_of
+    from segnas.search.layout import SearchLayout
     from segnas.search.runner import run_search
-    from segnas.search.steps import SearchLayout
     from segnas.seeds import derive_seed
 
     config = search_config(seed=0, rounds=2, archs_per_round=2, objective="target", workers=2)

@@ -25,10 +25,10 @@ from segnas.search.config import params_hash_of
 from segnas.search.controller import load_controller
 from segnas.search.directory import ASSEMBLED, prepare_directory
 from segnas.search.identity import check_search_matches
+from segnas.search.layout import SearchLayout
 from segnas.search.log import ARCHS_COLUMNS, CONTROLLER_COLUMNS
 from segnas.search.runner import run_search
 from segnas.search.steps import (
-    SearchLayout,
     run_trial_index,
     sample_round,
     update_round,

@@ -16,8 +16,8 @@ from config_values import search_config
 from segnas.errors import ConfigError
 from segnas.search.config import SearchConfig, params_hash_of
 from segnas.search.controller import genotype_to_choices
+from segnas.search.layout import SearchLayout
 from segnas.search.runner import run_search
-from segnas.search.steps import SearchLayout
 from segnas.search.strategies import (
     EvolutionConfig,
     evolution_proposal,

@@ -21,7 +21,7 @@ from typing import TextIO
 from ..io import read_json, save_torch, write_json
 from .controller import read_checkpoint
 from .identity import differing_keys
-from .steps import SearchLayout
+from .layout import SearchLayout
 
 # What ``assemble`` writes from the rounds: stale as soon as the params hash changes.
 ASSEMBLED = ("archs.csv", "timings.csv", "controller.csv", "top.json", "metrics.json")

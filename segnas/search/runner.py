@@ -14,10 +14,10 @@ from ..trial.reward import estimated_cost
 from ..trial.spec import TrialSpec
 from .config import SearchConfig
 from .directory import prepare_directory
+from .layout import SearchLayout
 from .lock import directory_lock
 from .log import Record
 from .steps import (
-    SearchLayout,
     assemble,
     sample_round,
     trial_job,

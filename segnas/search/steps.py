@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
@@ -26,42 +25,10 @@ from ..trial.jobs import TrialJob, check_stamp, read_stamped, run_trial_to_file
 from ..trial.recipe import TrialResult
 from .config import SearchConfig
 from .controller import Controller, read_checkpoint, save_controller
+from .layout import SearchLayout
 from .log import Record, write_outputs
 from .ppo import PPOTrainer
 from .strategies import evolution_proposal, evolved_population, random_proposal
-
-
-class SearchLayout:
-    """File names under the search directory."""
-
-    def __init__(self, root: str | Path = "search") -> None:
-        self.root = Path(root)
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def rounds_dir(self) -> Path:
-        return self.root / "rounds"
-
-    @property
-    def controller_dir(self) -> Path:
-        return self.root / "controller"
-
-    def samples(self, round_index: int) -> Path:
-        return self.rounds_dir / f"r{round_index:05d}" / "samples.json"
-
-    def evaluation(self, round_index: int, index: int) -> Path:
-        return self.rounds_dir / f"r{round_index:05d}" / f"e{index:04d}.json"
-
-    def checkpoint(self, round_index: int) -> Path:
-        return self.controller_dir / f"round_{round_index:05d}.pt"
-
-    @property
-    def final_checkpoint(self) -> Path:
-        return self.controller_dir / "final.pt"
-
 
 # What a step says when a file of the search carries another params hash.
 STALE = (

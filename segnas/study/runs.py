@@ -26,9 +26,9 @@ from ..errors import ArtifactError, ConfigError
 from ..io import read_json, write_json, write_text
 from ..pipeline.paths import PREPARED
 from ..search.identity import search_identity
+from ..search.layout import SearchLayout
 from ..search.log import Record
 from ..search.runner import run_search
-from ..search.steps import SearchLayout
 from ..seeds import derive_seed
 from ..selection import SizeCap
 from ..space import DEFAULT_SPACE, Genotype

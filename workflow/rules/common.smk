@@ -6,6 +6,7 @@ from segnas.config import load_params, validate_params
 from segnas.errors import SegnasError
 from segnas.pipeline.deps import stage_code_deps
 from segnas.pipeline.stages import stage
+from segnas.search.layout import SearchLayout
 
 PARAMS_FILE = "params.yaml"
 
@@ -41,14 +42,11 @@ def stage_cmd(stage):
 
 
 # Search fan-out helpers (workflow/rules/search.smk; kept here as Snakemake's lint asks).
-def _round(r):
-    return f"{int(r):05d}"
-
-
 def _previous_checkpoint(wildcards):
     r = int(wildcards.round)
-    return [] if r == 0 else [f"search/controller/round_{_round(r - 1)}.pt"]
+    return [] if r == 0 else [str(SearchLayout("search").checkpoint(r - 1))]
 
 
 def _round_evaluations(wildcards):
-    return [f"search/rounds/r{wildcards.round}/e{i:04d}.json" for i in range(SEARCH_B)]
+    layout = SearchLayout("search")
+    return [str(layout.evaluation(int(wildcards.round), i)) for i in range(SEARCH_B)]

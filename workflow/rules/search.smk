@@ -4,8 +4,14 @@
 # controller.csv, top.json, metrics.json and controller/final.pt. Every job runs the same library
 # step as the local pool of `python stages/search.py`, so both give identical archs.csv
 # (docs/search.md).
-# Needs from common.smk: code(), stage_params(), _round(), _previous_checkpoint(), _round_evaluations().
+# Needs from common.smk: code(), stage_params(), SearchLayout, _previous_checkpoint(),
+# _round_evaluations().
 SEARCH = config["search"]
+# every file pattern of the fan-out comes from the library's layout (segnas.search.steps)
+SEARCH_LAYOUT = SearchLayout("search")
+SAMPLES = str(SEARCH_LAYOUT.samples("{round}"))
+TRIAL = str(SEARCH_LAYOUT.evaluation("{round}", "{index}"))
+CHECKPOINT = str(SEARCH_LAYOUT.checkpoint("{round}"))
 SEARCH_ROUNDS = int(SEARCH["rounds"])
 SEARCH_B = int(SEARCH["archs_per_round"])
 SEARCH_EVAL = SEARCH.get("eval") or {}
@@ -27,7 +33,7 @@ rule search_sample:
         SEARCH_DATA,
         _previous_checkpoint,
     output:
-        "search/rounds/r{round}/samples.json",
+        SAMPLES,
     params:
         sections=SEARCH_PARAMS,
     log:
@@ -45,9 +51,9 @@ rule search_trial:
     input:
         code("search"),
         SEARCH_DATA,
-        samples="search/rounds/r{round}/samples.json",
+        samples=SAMPLES,
     output:
-        "search/rounds/r{round}/e{index}.json",
+        TRIAL,
     params:
         sections=SEARCH_PARAMS,
     log:
@@ -68,9 +74,9 @@ rule search_update:
         SEARCH_DATA,
         _previous_checkpoint,
         _round_evaluations,
-        samples="search/rounds/r{round}/samples.json",
+        samples=SAMPLES,
     output:
-        "search/controller/round_{round}.pt",
+        CHECKPOINT,
     params:
         sections=SEARCH_PARAMS,
     log:
@@ -89,11 +95,11 @@ rule search:
         code("search"),
         SEARCH_DATA,
         [
-            f"search/rounds/r{_round(r)}/e{i:04d}.json"
+            str(SEARCH_LAYOUT.evaluation(r, i))
             for r in range(SEARCH_ROUNDS)
             for i in range(SEARCH_B)
         ],
-        f"search/controller/round_{_round(SEARCH_ROUNDS - 1)}.pt",
+        str(SEARCH_LAYOUT.checkpoint(SEARCH_ROUNDS - 1)),
     output:
         archs=report(
             "search/archs.csv", caption="../report/search_archs.rst", category="Search"
@@ -104,7 +110,7 @@ rule search:
         ),
         top="search/top.json",
         metrics="search/metrics.json",
-        controller="search/controller/final.pt",
+        controller=str(SEARCH_LAYOUT.final_checkpoint),
     params:
         sections=SEARCH_PARAMS,
     log:
