@@ -36,6 +36,20 @@ def stage_params(name):
     return json.dumps(stage(name).params(config), sort_keys=True)
 
 
+def stage_inputs(name):
+    """The stage's inputs, as the stage registry declares them."""
+    return list(stage(name).inputs)
+
+
+def stage_dir(name):
+    """The stage's one output folder, as the stage registry declares it."""
+    (output,) = stage(name).outputs
+    return directory(output.path)
+
+
+GPU = 1 if str(config["device"]).startswith("cuda") else 0
+
+
 def stage_cmd(stage):
     """The command both engines run for a stage; progress goes to the terminal and the log."""
     return f"python stages/{stage}.py --params {PARAMS_FILE} 2>&1 | tee {{log}}"

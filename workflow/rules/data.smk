@@ -1,11 +1,13 @@
-# Data stages: prepare -> split -> cache_stem (same commands, inputs and outputs as dvc.yaml).
+# Data stages: prepare -> split -> cache_stem; inputs and outputs from the stage registry
+# (segnas/pipeline/stages.py), as in dvc.yaml.
 
 
 rule prepare:
     input:
         code("prepare"),
+        stage_inputs("prepare"),
     output:
-        directory("data/prepared"),
+        stage_dir("prepare"),
     params:
         sections=stage_params("prepare"),
     log:
@@ -21,9 +23,9 @@ rule prepare:
 rule split:
     input:
         code("split"),
-        "data/prepared",
+        stage_inputs("split"),
     output:
-        directory("data/split"),
+        stage_dir("split"),
     params:
         sections=stage_params("split"),
     log:
@@ -39,10 +41,9 @@ rule split:
 rule cache_stem:
     input:
         code("cache_stem"),
-        "data/prepared",
-        "data/split",
+        stage_inputs("cache_stem"),
     output:
-        directory("cache/stem"),
+        stage_dir("cache_stem"),
     params:
         sections=stage_params("cache_stem"),
     log:

@@ -1,4 +1,5 @@
-# Result stages: train -> evaluate -> report (same commands, inputs and outputs as dvc.yaml).
+# Result stages: train -> evaluate -> report; inputs and outputs from the stage registry
+# (segnas/pipeline/stages.py), as in dvc.yaml.
 
 # the most models the train stage trains (the search may hold fewer than top_k that fit)
 TRAIN_MODELS = len(config["train"]["architectures"]) + int(config["train"]["top_k"])
@@ -7,10 +8,9 @@ TRAIN_MODELS = len(config["train"]["architectures"]) + int(config["train"]["top_
 rule train:
     input:
         code("train"),
-        "data/prepared",
-        "search/top.json",
+        stage_inputs("train"),
     output:
-        directory("models"),
+        stage_dir("train"),
     params:
         sections=stage_params("train"),
     log:
@@ -21,7 +21,7 @@ rule train:
     resources:
         mem_mb=8000,
         runtime=24 * 60,
-        gpu=1 if str(config["device"]).startswith("cuda") else 0,
+        gpu=GPU,
     shell:
         stage_cmd("train")
 
@@ -29,11 +29,10 @@ rule train:
 rule evaluate:
     input:
         code("evaluate"),
-        "data/prepared",
-        "models",
+        stage_inputs("evaluate"),
     output:
         report(
-            directory("results"),
+            stage_dir("evaluate"),
             patterns=["{name}/per_class_iou.csv"],
             caption="../report/results.rst",
             category="Trained models",
@@ -42,11 +41,11 @@ rule evaluate:
         sections=stage_params("evaluate"),
     log:
         "logs/evaluate.log",
-    threads: int(config["evaluate"].get("threads", 2))
+    threads: int(config["evaluate"]["threads"])
     resources:
         mem_mb=8000,
         runtime=120,
-        gpu=1 if str(config["device"]).startswith("cuda") else 0,
+        gpu=GPU,
     shell:
         stage_cmd("evaluate")
 
@@ -54,16 +53,10 @@ rule evaluate:
 rule report:
     input:
         code("report"),
-        config["report"]["paper_results"],
-        "search/archs.csv",
-        "search/timings.csv",
-        "search/controller.csv",
-        "search/top.json",
-        "compare/compare.csv",
-        "results",
+        stage_inputs("report"),
     output:
         report(
-            directory("report"),
+            stage_dir("report"),
             patterns=["figures/{name}.png"],
             caption="../report/figures.rst",
             category="Figures",

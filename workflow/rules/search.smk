@@ -14,10 +14,10 @@ TRIAL = str(SEARCH_LAYOUT.evaluation("{round}", "{index}"))
 CHECKPOINT = str(SEARCH_LAYOUT.checkpoint("{round}"))
 SEARCH_ROUNDS = int(SEARCH["rounds"])
 SEARCH_B = int(SEARCH["archs_per_round"])
-SEARCH_EVAL = SEARCH.get("eval") or {}
-SEARCH_GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
-SEARCH_TRAINS = SEARCH.get("objective", "train") == "train"
-SEARCH_DATA = ["data/prepared", "data/split", "cache/stem"] if SEARCH_TRAINS else []
+SEARCH_EVAL = SEARCH["eval"]
+SEARCH_GPU = GPU
+SEARCH_TRAINS = SEARCH["objective"] == "train"
+SEARCH_DATA = stage_inputs("search") if SEARCH_TRAINS else []
 # The params that decide the results (not how the jobs run): the rules' rerun trigger.
 SEARCH_PARAMS = stage_params("search")
 
@@ -58,7 +58,7 @@ rule search_trial:
         sections=SEARCH_PARAMS,
     log:
         "logs/search/r{round}_e{index}.log",
-    threads: int(SEARCH_EVAL.get("threads", 1))
+    threads: int(SEARCH_EVAL["threads"])
     resources:
         mem_mb=4000,
         runtime=120,
