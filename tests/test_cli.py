@@ -95,3 +95,44 @@ def test_config_use_keeps_a_hand_edited_params_file_and_prints_the_full_diff(tmp
     backups = list(tmp_path.glob("params.yaml.backup-*"))
     assert len(backups) == 1 and backups[0].read_text(encoding="utf-8") == edited
     assert str(backups[0]) in out and "seed: 7 -> 0" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["arch", "sample", "--count", "-1"],
+        ["arch", "sample", "--count", "0"],
+        ["arch", "show", "arch0", "--classes", "0"],
+        ["bench", "latency", "--repeats", "0"],
+        ["bench", "latency", "--batch", "-2"],
+        ["bench", "latency", "--threads", "0"],
+        ["bench", "latency", "--warmup", "-1"],
+        ["reward-audit", "--per-group", "0"],
+        ["reward-audit", "--workers", "0"],
+        ["reward-audit", "--final-repeats", "-1"],
+        ["predict", "x.png", "--model", "m.pt", "--max-pixels", "0"],
+    ],
+)
+def test_count_options_refuse_non_positive_values_naming_the_option(argv, capsys):
+    option = next(a for a in argv if a.startswith("--") and a != "--model")
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}:" in err and "must be" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["arch", "show", "arch0", "--size", "99999999x99999999"],
+        ["bench", "latency", "--size", "360x99999"],
+        ["predict", "x.png", "--model", "m.pt", "--size", "5000x5000"],
+    ],
+)
+def test_size_options_are_bounded_naming_the_limit(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --size:" in err and "too large (at most 4096x4096)" in err
