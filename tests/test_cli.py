@@ -136,3 +136,32 @@ def test_size_options_are_bounded_naming_the_limit(argv, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "argument --size:" in err and "too large (at most 4096x4096)" in err
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda text: text + "# run 17 notes\n",  # a comment appended
+        lambda text: text.replace("\n", "\n\n", 1),  # layout only: a blank line
+        lambda text: "# notes at the top\n" + text,
+    ],
+)
+def test_config_use_backs_up_a_params_file_whose_text_differs_only_in_comments(
+    tmp_path, capsys, edit
+):
+    params = tmp_path / "params.yaml"
+    configs = str(REPO / "configs")
+    common = ["config", "--params", str(params), "--configs-dir", configs, "use"]
+    assert main([*common, "quickstart"]) == 0
+    edited = edit(params.read_text(encoding="utf-8"))
+    params.write_text(edited, encoding="utf-8")
+    capsys.readouterr()
+    assert main([*common, "paper"]) == 2
+    err = capsys.readouterr().err
+    assert str(params) in err and "'quickstart'" in err and "--force" in err
+    assert params.read_text(encoding="utf-8") == edited
+    assert main([*common, "quickstart", "--force"]) == 0
+    backups = list(tmp_path.glob("params.yaml.backup-*"))
+    assert len(backups) == 1 and backups[0].read_text(encoding="utf-8") == edited
+    assert str(backups[0]) in capsys.readouterr().out
+    assert params.read_text(encoding="utf-8") == (REPO / "configs/quickstart.yaml").read_text()
