@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from segnas.checkpoint import LAST, load_checkpoint
+from segnas.checkpoint import LAST, check_classes, load_checkpoint
 from segnas.config import load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
@@ -48,10 +48,22 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cpu":
             torch.set_num_threads(int(spec["threads"]))
         summary = {}
+        # every model is checked against its dataset before anything is written
+        todo = []
         for name in model_names(spec["models"]):
             checkpoint = pick_checkpoint(MODELS / name, spec["checkpoint"])
-            dataset = load_checkpoint(checkpoint)["meta"]["dataset"]
-            prepared = load_prepared(PREPARED / dataset)
+            meta = load_checkpoint(checkpoint)["meta"]
+            prepared = load_prepared(PREPARED / meta["dataset"])
+            check_classes(
+                checkpoint,
+                meta,
+                prepared.classes,
+                prepared.root,
+                f"the dataset was prepared again since training: rerun the train stage "
+                f"(dvc repro train), or prepare {meta['dataset']} as it was",
+            )
+            todo.append((name, checkpoint, prepared))
+        for name, checkpoint, prepared in todo:
             split = spec["split"] or ("test" if "test" in prepared.splits else "val")
             metrics = evaluate_checkpoint(
                 checkpoint,
