@@ -165,3 +165,24 @@ def test_config_use_backs_up_a_params_file_whose_text_differs_only_in_comments(
     assert len(backups) == 1 and backups[0].read_text(encoding="utf-8") == edited
     assert str(backups[0]) in capsys.readouterr().out
     assert params.read_text(encoding="utf-8") == (REPO / "configs/quickstart.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["--frobnicate"], "segnas"),
+        (["arch", "--frobnicate"], "segnas arch"),
+        (["config", "--frobnicate=1"], "segnas config"),
+    ],
+)
+def test_an_unknown_option_is_named_even_without_a_command(argv, prog, capsys):
+    """Issue 29 item 10: ``segnas --frobnicate`` said "arguments are required: COMMAND"."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{prog}: error: unrecognized option {argv[-1]!r}" in err
+    assert "required" not in err
+    with pytest.raises(SystemExit):
+        main(argv[:-1])
+    assert "the following arguments are required" in capsys.readouterr().err
