@@ -17,7 +17,7 @@ from segnas.data.split import check_split_params, load_split
 from segnas.data.stem_cache import build_stem_cache
 from segnas.device import keep_freed_memory
 from segnas.errors import SegnasError
-from segnas.pipeline.paths import PREPARED, SPLIT, STEM_CACHE
+from segnas.pipeline.paths import PREPARED, SPLIT, STEM_CACHE, require_project_root
 from segnas.stem import build_stem
 
 
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     torch.use_deterministic_algorithms(True)
     try:
+        require_project_root(__file__)
         params = load_params(args.params)
         spec = section(params, "cache_stem", args.params)
         weights = str(section(params, "stem", args.params)["weights"])

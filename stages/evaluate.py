@@ -18,7 +18,7 @@ from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.evaluate import evaluate_checkpoint, pick_checkpoint
 from segnas.io import write_json
-from segnas.pipeline.paths import MODELS, PREPARED, RESULTS
+from segnas.pipeline.paths import MODELS, PREPARED, RESULTS, require_project_root
 from segnas.provenance import KEY as PROVENANCE
 from segnas.provenance import provenance
 
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     start = time.monotonic()
     try:
+        require_project_root(__file__)
         params = load_params(args.params)
         spec = section(params, "evaluate", args.params)
         device = resolve_device(str(setting(params, "device", args.params)))

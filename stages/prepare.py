@@ -12,7 +12,7 @@ import time
 from segnas.config import load_params, section, setting
 from segnas.data.prepare import prepare_dataset
 from segnas.errors import SegnasError
-from segnas.pipeline.paths import PREPARED
+from segnas.pipeline.paths import PREPARED, require_project_root
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args(argv)
     try:
+        require_project_root(__file__)
         params = load_params(args.params)
         datasets = section(params, "datasets", args.params)
         seed = int(setting(params, "seed", args.params))

@@ -18,7 +18,7 @@ from dataclasses import replace
 from segnas.config import load_params, setting
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
-from segnas.pipeline.paths import PREPARED, SEARCH, SPLIT, STEM_CACHE
+from segnas.pipeline.paths import PREPARED, SEARCH, SPLIT, STEM_CACHE, require_project_root
 from segnas.search.config import SearchConfig
 from segnas.search.identity import search_identity
 from segnas.search.lock import directory_lock
@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup(params_path: str) -> tuple[SearchConfig, EvaluatorSpec, str, dict]:
+    require_project_root(__file__)
     params = load_params(params_path)
     config, extra, params_hash = search_identity(params, params_path)
     spec = EvaluatorSpec(config.objective, config.eval, config.target)

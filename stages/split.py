@@ -12,7 +12,7 @@ from segnas.config import load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.data.split import stable_split, write_split
 from segnas.errors import SegnasError
-from segnas.pipeline.paths import PREPARED, SPLIT
+from segnas.pipeline.paths import PREPARED, SPLIT, require_project_root
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args(argv)
     try:
+        require_project_root(__file__)
         params = load_params(args.params)
         spec = section(params, "split", args.params)
         seed = int(setting(params, "seed", args.params))
