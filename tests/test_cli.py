@@ -111,6 +111,8 @@ def test_config_use_keeps_a_hand_edited_params_file_and_prints_the_full_diff(tmp
         ["reward-audit", "--workers", "0"],
         ["reward-audit", "--final-repeats", "-1"],
         ["predict", "x.png", "--model", "m.pt", "--max-pixels", "0"],
+        ["repro-check", "--abs-tol", "nan"],
+        ["repro-check", "--rel-tol", "-0.1"],
     ],
 )
 def test_count_options_refuse_non_positive_values_naming_the_option(argv, capsys):
