@@ -102,7 +102,6 @@ def test_config_use_keeps_a_hand_edited_params_file_and_prints_the_full_diff(tmp
     [
         ["arch", "sample", "--count", "-1"],
         ["arch", "sample", "--count", "0"],
-        ["arch", "show", "arch0", "--classes", "0"],
         ["bench", "latency", "--repeats", "0"],
         ["bench", "latency", "--batch", "-2"],
         ["bench", "latency", "--threads", "0"],

@@ -137,9 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     show = sub.add_parser("show", help="print a genotype, its structure, parameters and FLOPs")
     show.add_argument("arch", help="arch0, arch1, a genotype text 'T:... B:...' or JSON")
-    show.add_argument(
-        "--classes", type=positive_int, default=19, help="number of classes (default 19)"
-    )
+    show.add_argument("--classes", type=int, default=19, help="number of classes (default 19)")
     show.add_argument(
         "--size", type=parse_size, default=(360, 480), help="input HxW for FLOPs (default 360x480)"
     )
