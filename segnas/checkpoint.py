@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,43 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def check_classes(
+    path: str | Path,
+    stored: dict[str, Any],
+    classes: Sequence[str],
+    dataset: str | Path,
+    rerun: str,
+) -> None:
+    """Refuse a checkpoint trained on other classes than ``dataset`` now has (it was prepared
+    again with another class list): name both lists and ``rerun``, what to do about it."""
+    trained = list(stored.get("classes") or [])
+    if not trained:
+        trained = [f"class {i}" for i in range(int(stored["num_classes"]))]
+    if trained != list(classes):
+
+        def shown(names: Sequence[str]) -> str:
+            text = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            return f"{len(names)} classes ({text})"
+
+        raise ArtifactError(
+            f"{path} was trained on {shown(trained)} but the prepared dataset {dataset} now "
+            f"has {shown(list(classes))}; {rerun}"
+        )
+
+
 def check_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Refuse to resume from a checkpoint of another architecture or other params."""
+    """Refuse to resume from a checkpoint of another architecture, other classes or other
+    params."""
     stored = payload["meta"]
+    if "classes" in meta and meta["classes"]:
+        check_classes(
+            path,
+            stored,
+            meta["classes"],
+            f"data/prepared/{meta['dataset']}" if meta.get("dataset") else "in use",
+            f"the dataset was prepared again: delete {path.parent} to train on the new "
+            "classes, or prepare the dataset as it was",
+        )
     for key, what in (("genotype_hash", "architecture"), ("params_hash", "training params")):
         if stored.get(key) != meta[key]:
             raise ArtifactError(

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import dataclasses
 import difflib
+import math
 import types
 from functools import lru_cache
 from pathlib import Path
@@ -77,9 +78,27 @@ def _key_path(parts: Any, where: str = "") -> str:
     return text or "(top level)"
 
 
+FOLDER_NAME = "^[A-Za-z0-9_][A-Za-z0-9_-]*$"  # params.schema.yaml, $defs/folder_name
+
+
 def _describe(error: jsonschema.ValidationError, base: str = "") -> list[str]:
     where = _key_path(error.absolute_path, base)
     prefix = "" if where == "(top level)" else f"{where}."
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        # the branches that fit the value's kind say what is wrong; "not valid under any of
+        # the given schemas" does not
+        fitting = [
+            sub
+            for sub in error.context
+            if sub.relative_path or sub.validator not in ("type", "const", "enum")
+        ]
+        if fitting:
+            return [line for sub in fitting for line in _describe(sub, base)]
+    if error.validator == "pattern" and error.validator_value == FOLDER_NAME:
+        return [
+            f"{where}: {error.instance!r} is not a plain name (letters, digits, _ and -, not "
+            "starting with -; no / or ..): it names a folder, so rename it"
+        ]
     if error.validator == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(known))
@@ -125,6 +144,32 @@ def _type_hint(value: Any, expected: str | list[str]) -> str | None:
     return None
 
 
+def non_finite_errors(value: Any, where: str = "") -> list[str]:
+    """Every ``.nan``, ``.inf`` or ``-.inf`` in ``value`` as ``key.path: what to do``.
+
+    The schema's ranges let them through (NaN compares false with every bound, infinity
+    passes a minimum), yet no params key can mean one: a NaN learning rate or tolerance
+    trains or checks nothing while looking valid.
+    """
+    found: list[str] = []
+
+    def walk(node: Any, parts: list[Any]) -> None:
+        if isinstance(node, dict):
+            for key, item in node.items():
+                walk(item, [*parts, key])
+        elif isinstance(node, list | tuple):
+            for index, item in enumerate(node):
+                walk(item, [*parts, index])
+        elif isinstance(node, float) and not math.isfinite(node):
+            found.append(
+                f"{_key_path(parts, where)}: {node!r} is not a finite number; write a number "
+                "(or null where the key allows it)"
+            )
+
+    walk(value, [])
+    return found
+
+
 def schema_errors(
     params: Any, schema: dict[str, Any] | None = None, require_all: bool = True, where: str = ""
 ) -> list[str]:
@@ -140,6 +185,7 @@ def schema_errors(
     validator = _validator_class()(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.path])
     lines = [line for error in errors for line in _describe(error, where)]
+    lines += non_finite_errors(params, where)
     unknown = {line.split(": ", 1)[0] for line in lines if ": unknown key" in line}
     return [
         line

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoint import BEST, LAST, load_checkpoint, load_trained
+from .checkpoint import BEST, LAST, check_classes, load_checkpoint, load_trained
 from .complexity import count_flops, count_params, measure_latency, state_dict_bytes
 from .data.dataset import SegmentationDataset, read_pair
 from .data.prepared import PreparedDataset
@@ -202,6 +202,14 @@ def evaluate_checkpoint(
     out_dir = Path(out_dir)
     checkpoint = Path(checkpoint)
     model, meta = load_trained(checkpoint, device)
+    check_classes(
+        checkpoint,
+        meta,
+        prepared.classes,
+        prepared.root,
+        f"the dataset was prepared again since training: rerun the train stage for "
+        f"{checkpoint.parent} (dvc repro train), or prepare the dataset as it was",
+    )
     size = tuple(input_size) if input_size else meta["config"].get("input_size")
     size = tuple(size) if size else None
     fast, path_name = maybe_optimize(model, optimized)

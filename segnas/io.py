@@ -283,13 +283,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
             try:
-                earlier = first.setdefault(key, line)
+                earlier = first.get(key)
+                first[key] = line
             except TypeError:
                 continue  # an unhashable key: the base loader reports it
-            if earlier != line:
-                raise _RepeatedKey(
-                    f"line {line}: key {key!r} repeats the key on line {earlier}; keep one of them"
+            if earlier is not None:
+                where = (
+                    f"appears twice on line {line}"
+                    if earlier == line
+                    else f"repeats the key on line {earlier}"
                 )
+                raise _RepeatedKey(f"line {line}: key {key!r} {where}; keep one of them")
         return super().construct_mapping(node, deep=deep)
 
 

@@ -249,6 +249,14 @@ class SearchSpace:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise GenotypeError(f"genotype JSON is malformed: {exc}: {text!r}") from exc
+        if not isinstance(data, list):
+            kind = "an object" if isinstance(data, dict) else f"a {type(data).__name__}"
+            keys = f" (keys {', '.join(map(str, data))})" if isinstance(data, dict) else ""
+            raise GenotypeError(
+                f"genotype JSON {text!r} is {kind}{keys}, not a list: the JSON form is "
+                "[[[op1, op2, agg], ...], [[loc1, loc2, template, repeats, stride], ...]], "
+                "as `segnas arch sample --format json` prints"
+            )
         return self.from_list(data)
 
     _BLOCK_RE = re.compile(r"^(\d+)-(\d+)-t(\d+)-r(\d+)-s(\d+)$")
@@ -300,7 +308,8 @@ class SearchSpace:
 
     def parse(self, text: str) -> Genotype:
         """Parse either the readable text form or the JSON form."""
-        return self.from_json(text) if text.lstrip().startswith("[") else self.from_text(text)
+        json_like = text.lstrip().startswith(("[", "{"))
+        return self.from_json(text) if json_like else self.from_text(text)
 
     def from_release(self, data: Sequence) -> Genotype:
         """Read the released code's integer encoding (op/agg indices, repeats-1, log2 stride)."""

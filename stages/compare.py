@@ -30,7 +30,7 @@ from segnas.compare import (
 from segnas.config import load_config, load_params, section, setting
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
-from segnas.pipeline.paths import COMPARE, PREPARED, SPLIT, STEM_CACHE
+from segnas.pipeline.paths import COMPARE, PREPARED, SPLIT, STEM_CACHE, require_project_root
 from segnas.search.config import SearchConfig
 from segnas.search.controller import load_controller, read_checkpoint
 from segnas.trial.spec import TrialSpec
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
+    require_project_root(__file__)
     params = load_params(params_path)
     search = SearchConfig.from_params(
         section(params, "search", params_path), int(setting(params, "seed", params_path))

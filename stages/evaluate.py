@@ -11,14 +11,14 @@ import time
 
 import torch
 
-from segnas.checkpoint import LAST, load_checkpoint
+from segnas.checkpoint import LAST, check_classes, load_checkpoint
 from segnas.config import load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import ConfigError, SegnasError
 from segnas.evaluate import evaluate_checkpoint, pick_checkpoint
 from segnas.io import write_json
-from segnas.pipeline.paths import MODELS, PREPARED, RESULTS
+from segnas.pipeline.paths import MODELS, PREPARED, RESULTS, require_project_root
 from segnas.provenance import KEY as PROVENANCE
 from segnas.provenance import provenance
 
@@ -42,16 +42,29 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     start = time.monotonic()
     try:
+        require_project_root(__file__)
         params = load_params(args.params)
         spec = section(params, "evaluate", args.params)
         device = resolve_device(str(setting(params, "device", args.params)))
         if device.type == "cpu":
             torch.set_num_threads(int(spec["threads"]))
         summary = {}
+        # every model is checked against its dataset before anything is written
+        todo = []
         for name in model_names(spec["models"]):
             checkpoint = pick_checkpoint(MODELS / name, spec["checkpoint"])
-            dataset = load_checkpoint(checkpoint)["meta"]["dataset"]
-            prepared = load_prepared(PREPARED / dataset)
+            meta = load_checkpoint(checkpoint)["meta"]
+            prepared = load_prepared(PREPARED / meta["dataset"])
+            check_classes(
+                checkpoint,
+                meta,
+                prepared.classes,
+                prepared.root,
+                f"the dataset was prepared again since training: rerun the train stage "
+                f"(dvc repro train), or prepare {meta['dataset']} as it was",
+            )
+            todo.append((name, checkpoint, prepared))
+        for name, checkpoint, prepared in todo:
             split = spec["split"] or ("test" if "test" in prepared.splits else "val")
             metrics = evaluate_checkpoint(
                 checkpoint,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from segnas.config import load_params, section
 from segnas.errors import SegnasError
-from segnas.pipeline.paths import REPORT
+from segnas.pipeline.paths import REPORT, require_project_root
 from segnas.report import ReportInputs, build_report
 
 
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.monotonic()
     try:
+        require_project_root(__file__)
         params = load_params(args.params)
         spec = section(params, "report", args.params)
         inputs = ReportInputs(paper_results=Path(spec["paper_results"]))

@@ -14,7 +14,7 @@ from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
 from segnas.final_training import TrainJob, run_train_job
-from segnas.pipeline.paths import MODELS, PREPARED, SEARCH
+from segnas.pipeline.paths import MODELS, PREPARED, SEARCH, require_project_root
 from segnas.search.identity import check_search_matches
 from segnas.selection import SizeCap, select_architectures
 from segnas.trainconfig import TrainConfig
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     start = time.monotonic()
     try:
+        require_project_root(__file__)
         params = load_params(args.params)
         spec = dict(section(params, "train", args.params))
         stem = section(params, "stem", args.params)

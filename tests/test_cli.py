@@ -95,3 +95,95 @@ def test_config_use_keeps_a_hand_edited_params_file_and_prints_the_full_diff(tmp
     backups = list(tmp_path.glob("params.yaml.backup-*"))
     assert len(backups) == 1 and backups[0].read_text(encoding="utf-8") == edited
     assert str(backups[0]) in out and "seed: 7 -> 0" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["arch", "sample", "--count", "-1"],
+        ["arch", "sample", "--count", "0"],
+        ["bench", "latency", "--repeats", "0"],
+        ["bench", "latency", "--batch", "-2"],
+        ["bench", "latency", "--threads", "0"],
+        ["bench", "latency", "--warmup", "-1"],
+        ["reward-audit", "--per-group", "0"],
+        ["reward-audit", "--workers", "0"],
+        ["reward-audit", "--final-repeats", "-1"],
+        ["predict", "x.png", "--model", "m.pt", "--max-pixels", "0"],
+        ["repro-check", "--abs-tol", "nan"],
+        ["repro-check", "--rel-tol", "-0.1"],
+    ],
+)
+def test_count_options_refuse_non_positive_values_naming_the_option(argv, capsys):
+    option = next(a for a in argv if a.startswith("--") and a != "--model")
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}:" in err and "must be" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["arch", "show", "arch0", "--size", "99999999x99999999"],
+        ["bench", "latency", "--size", "360x99999"],
+        ["predict", "x.png", "--model", "m.pt", "--size", "5000x5000"],
+    ],
+)
+def test_size_options_are_bounded_naming_the_limit(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --size:" in err and "too large (at most 4096x4096)" in err
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda text: text + "# run 17 notes\n",  # a comment appended
+        lambda text: text.replace("\n", "\n\n", 1),  # layout only: a blank line
+        lambda text: "# notes at the top\n" + text,
+    ],
+)
+def test_config_use_backs_up_a_params_file_whose_text_differs_only_in_comments(
+    tmp_path, capsys, edit
+):
+    params = tmp_path / "params.yaml"
+    configs = str(REPO / "configs")
+    common = ["config", "--params", str(params), "--configs-dir", configs, "use"]
+    assert main([*common, "quickstart"]) == 0
+    edited = edit(params.read_text(encoding="utf-8"))
+    params.write_text(edited, encoding="utf-8")
+    capsys.readouterr()
+    assert main([*common, "paper"]) == 2
+    err = capsys.readouterr().err
+    assert str(params) in err and "'quickstart'" in err and "--force" in err
+    assert params.read_text(encoding="utf-8") == edited
+    assert main([*common, "quickstart", "--force"]) == 0
+    backups = list(tmp_path.glob("params.yaml.backup-*"))
+    assert len(backups) == 1 and backups[0].read_text(encoding="utf-8") == edited
+    assert str(backups[0]) in capsys.readouterr().out
+    assert params.read_text(encoding="utf-8") == (REPO / "configs/quickstart.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["--frobnicate"], "segnas"),
+        (["arch", "--frobnicate"], "segnas arch"),
+        (["config", "--frobnicate=1"], "segnas config"),
+    ],
+)
+def test_an_unknown_option_is_named_even_without_a_command(argv, prog, capsys):
+    """Issue 29 item 10: ``segnas --frobnicate`` said "arguments are required: COMMAND"."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{prog}: error: unrecognized option {argv[-1]!r}" in err
+    assert "required" not in err
+    with pytest.raises(SystemExit):
+        main(argv[:-1])
+    assert "the following arguments are required" in capsys.readouterr().err

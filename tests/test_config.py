@@ -400,3 +400,81 @@ def test_load_config_builds_nested_typed_configs_from_a_section():
         load_config(SearchConfig, bad, "search", seed=0)
     with pytest.raises(ConfigError, match="train.stem_weights: required key is missing"):
         load_config(TrainConfig, params["train"], "train", seed=0)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("  lr: 0.01 ", "  lr: .nan ", "train.lr"),
+        ("  onnx_tolerance: 1.0e-3", "  onnx_tolerance: .inf", "evaluate.onnx_tolerance"),
+        ("  time_budget_s: null", "  time_budget_s: .inf", "train.time_budget_s"),
+        ("  scale_range: [0.5, 2.0]", "  scale_range: [0.5, .inf]", "cache_stem.scale_range[1]"),
+        ("clip: 0.1,", "clip: -.inf,", "search.ppo.clip"),
+    ],
+)
+def test_nan_and_infinity_are_refused_for_every_number_naming_the_key(
+    tmp_path, capsys, old, new, key
+):
+    """Issue 29 item 8: ``.nan`` and ``.inf`` passed every range check of the schema."""
+    path = tmp_path / "params.yaml"
+    text = _quickstart_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {key}: " in err and "is not a finite number" in err
+    assert run_stage(tmp_path, "train", "--params", "params.yaml") == 2
+    assert f"{key}: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "where"),
+    [
+        ("clip: 0.1,", "clip: 0.1, clip: 0.3,", "clip", "appears twice on line"),
+        ("{train: 60,", "{train: 60, train: 6,", "train", "appears twice on line"),
+        ("  lr: 0.01 ", "  lr: 0.01\n  lr: 0.02 ", "lr", "repeats the key on line"),
+    ],
+)
+def test_a_key_repeated_in_a_flow_or_block_mapping_is_refused(
+    tmp_path, capsys, old, new, key, where
+):
+    """Issue 29 item 8: ``ppo: {clip: 0.1, clip: 0.3}`` (one line) was accepted."""
+    path = tmp_path / "params.yaml"
+    text = _quickstart_text()
+    assert old in text
+    edited = text.replace(old, new, 1)
+    path.write_text(edited, encoding="utf-8")
+    line = next(i for i, x in enumerate(edited.splitlines(), 1) if new.split("\n")[-1] in x)
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: line {line}: key {key!r} {where}" in err and "keep one of them" in err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        (
+            "  architectures: [arch0]",
+            "  architectures: [{name: ../../x, genotype: arch0}]",
+            "train.architectures[0].name",
+        ),
+        ("  models: all", "  models: [arch0, ../y]", "evaluate.models[1]"),
+        ("  synthetic:\n", "  a/b:\n", "datasets"),
+    ],
+)
+def test_names_that_become_folders_must_be_plain(tmp_path, capsys, old, new, key):
+    """Issue 29 item 8: ``train.architectures`` name ``../../x`` wrote outside the project."""
+    project = tmp_path / "project"
+    project.mkdir()
+    path = project / "params.yaml"
+    text = _quickstart_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{key}: " in err and "is not a plain name" in err and "/" in err
+    for stage in ("prepare", "train", "evaluate"):
+        assert run_stage(project, stage, "--params", "params.yaml") == 2
+        assert "is not a plain name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+    assert sorted(p.name for p in project.iterdir()) == ["params.yaml"]

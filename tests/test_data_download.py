@@ -92,3 +92,19 @@ def test_cli_download_and_errors(tmp_path, published, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("segnas: error: cannot download file://") and "\n" not in err
     assert not (tmp_path / "other").exists()
+
+
+def test_verify_and_download_name_a_missing_or_file_root(tmp_path, capsys):
+    """Issue 29 item 10: ``--root /nonexistent`` was reported as '/nonexistent/test is missing'."""
+    missing = tmp_path / "nonexistent"
+    assert main(["data", "verify", "camvid", "--root", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"the dataset root {missing} does not exist" in err and "--root" in err
+    assert "test is missing" not in err
+    a_file = tmp_path / "CamVid.tar"
+    a_file.write_bytes(b"not a folder")
+    for argv in (["verify", "camvid", "--root"], ["download", "camvid", "--dest"]):
+        assert main(["data", *argv, str(a_file)]) == 2
+        err = capsys.readouterr().err
+        assert f"the dataset root {a_file} is a file, not a directory" in err
+    assert a_file.read_bytes() == b"not a folder"

@@ -102,3 +102,58 @@ def test_file_names_with_surrounding_spaces_are_refused_at_prepare(tmp_path):
     (root / "masks" / "case01.png").rename(root / "masks" / " case01.png")
     with pytest.raises(DataError, match=r"' case01\.jpg'"):
         _prepare(root, tmp_path / "o" / "f")
+
+
+def _prepare_stage(tmp_path, monkeypatch, classes):
+    """The prepare stage on a folder dataset with ``classes`` as its classes.yaml."""
+    from test_data_stages import PARAMS, stage
+
+    root = make_folder(tmp_path / "f", n=3, classes=classes)
+    monkeypatch.chdir(tmp_path)
+    params = {**PARAMS, "datasets": {"tiny": {"source": "folder", "root": str(root)}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return stage("prepare")(["--params", "params.yaml"]), root / "classes.yaml"
+
+
+@pytest.mark.parametrize(
+    ("classes", "expected"),
+    [
+        (
+            {"names": ["background", "lesion", "lesion"]},
+            "names gives 'lesion' to class 1 ('lesion') and class 2 ('lesion')",
+        ),
+        (
+            {
+                "names": ["background", "lesion", "vessel"],
+                "ignore_index": 7,
+                "colors": [[0, 0, 0], [255, 0, 0], [255, 0, 0]],
+            },
+            "colors gives [255, 0, 0] to class 1 ('lesion') and class 2 ('vessel')",
+        ),
+    ],
+)
+def test_prepare_refuses_a_class_name_or_colour_given_twice(
+    tmp_path, monkeypatch, capsys, classes, expected
+):
+    classes = {"ignore_index": 7, **classes}
+    code, path = _prepare_stage(tmp_path, monkeypatch, classes)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {expected}" in err
+    assert not (tmp_path / "data" / "prepared").exists()
+
+
+@pytest.mark.parametrize("colour", [[256, 0, 0], [0, -1, 0], [0, 0, 1.5], [0, 0, "red"]])
+def test_prepare_refuses_colours_outside_0_255_naming_the_class(
+    tmp_path, monkeypatch, capsys, colour
+):
+    classes = {
+        "names": ["background", "lesion", "vessel"],
+        "ignore_index": 7,
+        "colors": [[0, 0, 0], colour, [0, 0, 255]],
+    }
+    code, path = _prepare_stage(tmp_path, monkeypatch, classes)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{path}: colors of class 'lesion' is {colour!r}" in err and "0..255" in err
+    assert not (tmp_path / "data" / "prepared").exists()

@@ -30,8 +30,12 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return train_tiny(tmp_path_factory.mktemp("evaluate"))
+
+
+def train_tiny(base: Path) -> tuple[Path, Path]:
+    """arch0 trained 2 epochs on a tiny synthetic dataset: (base/data, base/model)."""
     torch.set_num_threads(1)
-    base = tmp_path_factory.mktemp("evaluate")
     spec = {"source": "synthetic", "num_images": {"train": 4, "val": 2, "test": 3}}
     prepare_dataset("synthetic", dict(spec, image_size=[48, 64]), base / "data", progress=False)
     prepared = load_prepared(base / "data")
@@ -152,3 +156,35 @@ def test_model_facts_counts_the_plain_model_and_times_another():
     assert facts["decoder_params"] < facts["params"]
     assert not math.isnan(facts["latency_ms"]["16x16"])
     assert np.isfinite(facts["flops"]["16x16"])
+
+
+def _reprepared_project(trained, root: Path) -> Path:
+    """A project whose models/arch0 was trained on the synthetic classes, and whose
+    data/prepared/synthetic was prepared again from a folder dataset of three classes."""
+    from search_project import REPO
+    from test_data_folder import make_folder
+
+    _, model_dir = trained
+    root.mkdir()
+    shutil.copytree(model_dir, root / "models" / "arch0")
+    folder = make_folder(root / "mine", n=3)
+    prepare_dataset(
+        "synthetic", {"source": "folder", "root": str(folder)}, root / "data/prepared/synthetic"
+    )
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    (root / "params.yaml").write_text(text.replace("  top_k: 1 ", "  top_k: 0 "))
+    return root
+
+
+def test_evaluate_stage_refuses_a_model_of_other_classes(trained, tmp_path, capsys):
+    from search_project import run_stage
+
+    project = _reprepared_project(trained, tmp_path / "project")
+    prepared = load_prepared(trained[0])
+    assert run_stage(project, "evaluate", "--params", "params.yaml") == 2
+    err = capsys.readouterr().err
+    trained_on = f"{prepared.num_classes} classes ({', '.join(prepared.classes)})"
+    assert f"was trained on {trained_on}" in err
+    assert "data/prepared/synthetic now has 3 classes (background, lesion, vessel)" in err
+    assert "rerun the train stage" in err
+    assert not (project / "results").exists()

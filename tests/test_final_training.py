@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from config_values import quickstart_section, train_config
+from test_evaluate import _reprepared_project, train_tiny
 
 from segnas.checkpoint import load_checkpoint, load_trained
 from segnas.config import load_config
@@ -318,3 +319,17 @@ def test_models_trained_side_by_side_equal_those_trained_one_by_one(prepared_roo
         assert canonical_digest(tmp_path / "seq" / relative) == canonical_digest(
             tmp_path / "par" / relative
         ), relative
+
+
+def test_train_stage_refuses_to_resume_a_model_of_other_classes(tmp_path, capsys):
+    """Issue 29 item 9: the dataset prepared again with other classes, then train resumed."""
+    from search_project import run_stage
+
+    project = _reprepared_project(train_tiny(tmp_path / "tiny"), tmp_path / "project")
+    before = (project / "models/arch0/last.pt").read_bytes()
+    assert run_stage(project, "train", "--params", "params.yaml") == 2
+    err = capsys.readouterr().err
+    assert "models/arch0/last.pt was trained on" in err
+    assert "data/prepared/synthetic now has 3 classes (background, lesion, vessel)" in err
+    assert "delete models/arch0" in err
+    assert (project / "models/arch0/last.pt").read_bytes() == before

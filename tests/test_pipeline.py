@@ -563,3 +563,37 @@ def test_dvc_plots_show_draws_every_registered_plot_with_no_edit(tmp_path):
         assert len(points) == 3 and all(c in points[0] for c in plot.y.values()), plot.name
     _run(["dvc", "plots", "show", "-o", "plots"], tmp_path)
     assert (tmp_path / "plots" / "index.html").is_file()
+
+
+ALL_STAGES = ("prepare", "split", "cache_stem", "search", "compare", "train", "evaluate", "report")
+
+
+@pytest.mark.parametrize("stage", ALL_STAGES)
+def test_a_stage_run_outside_the_project_root_says_so(stage, tmp_path, capsys):
+    """Issue 29 item 10: run from another folder, a stage said "run the prepare stage first"."""
+    from search_project import run_stage
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    params = str(REPO / "params.yaml")
+    assert run_stage(elsewhere, stage, "--params", params) == 2
+    err = capsys.readouterr().err
+    assert f"the current directory {elsewhere} is not a project root" in err
+    assert f"cd {REPO} and rerun python stages/{stage}.py" in err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_stage_script_run_from_another_folder_names_it(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "stages/prepare.py"), "--params", str(REPO / "params.yaml")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"prepare: error: the current directory {tmp_path} is not a project root" in (
+        result.stderr
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -82,3 +82,81 @@ def test_predict_refuses_inputs_whose_outputs_would_overwrite_each_other(tmp_pat
     err = capsys.readouterr().err
     assert "x_mask.png" in err and argv[0] in err and argv[1] in err
     assert not out.exists()
+
+
+def _predict(*argv: str | Path) -> int:
+    return main(["predict", *map(str, argv), "--device", "cpu"])
+
+
+def test_predict_refuses_to_overwrite_a_file_it_did_not_write(tmp_path, capsys):
+    folder = tmp_path / "u" / "a"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (16, 16)).save(folder / "x.png")
+    (folder / "x_mask.png").write_bytes(b"the user's own mask")
+    assert _predict(folder / "x.png", "--model", tmp_path / "m.pt", "--out", folder) == 2
+    err = capsys.readouterr().err
+    assert str(folder / "x_mask.png") in err and "--overwrite" in err
+    assert (folder / "x_mask.png").read_bytes() == b"the user's own mask"
+    assert not (folder / "x_overlay.png").exists()
+    # the second output name: an existing overlay in another --out folder
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x_overlay.png").write_bytes(b"kept")
+    assert _predict(folder / "x.png", "--model", tmp_path / "m.pt", "--out", out) == 2
+    assert str(out / "x_overlay.png") in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["x_overlay.png"]
+
+
+@pytest.mark.parametrize("output", ["x_mask.png", "x_overlay.png"])
+def test_predict_never_writes_over_an_input_even_with_overwrite(tmp_path, capsys, output):
+    folder = tmp_path / "u" / "b"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (16, 16)).save(folder / "x.png")
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(folder / output)
+    before = (folder / output).read_bytes()
+    argv = [folder / "x.png", folder / output, "--model", tmp_path / "m.pt", "--out", folder]
+    assert _predict(*argv, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert f"output {folder / output} is the input image" in err
+    assert (folder / output).read_bytes() == before
+
+
+def test_predict_overwrite_replaces_earlier_predictions(checkpoint, tmp_path, capsys):
+    ckpt, image = checkpoint
+    out = tmp_path / "out"
+    assert _predict(image, "--model", ckpt, "--out", out) == 0
+    assert _predict(image, "--model", ckpt, "--out", out) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert _predict(image, "--model", ckpt, "--out", out, "--overwrite") == 0
+
+
+def test_predict_removes_its_outputs_when_a_later_image_fails(checkpoint, tmp_path, capsys):
+    ckpt, image = checkpoint
+    broken = tmp_path / "broken.png"
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(broken)
+    broken.write_bytes(broken.read_bytes()[:60])  # header intact, pixel data cut off
+    out = tmp_path / "out"
+    assert _predict(image, broken, "--model", ckpt, "--out", out) == 2
+    assert "broken.png" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_predict_names_the_pixel_limit_of_too_large_images(tmp_path, capsys, monkeypatch):
+    image = tmp_path / "big.png"
+    Image.new("RGB", (30, 30)).save(image)
+    out = tmp_path / "out"
+    assert _predict(image, "--model", tmp_path / "m.pt", "--out", out, "--max-pixels", 100) == 2
+    err = capsys.readouterr().err
+    assert "big.png is too large" in err and "100 pixels" in err
+    assert "--max-pixels" in err and "SEGNAS_MAX_IMAGE_PIXELS" in err
+    # PIL's own DecompressionBombError (over twice the limit) and warning (over the limit)
+    for limit in ("400", "800"):
+        monkeypatch.setenv("SEGNAS_MAX_IMAGE_PIXELS", limit)
+        assert _predict(image, "--model", tmp_path / "m.pt", "--out", out) == 2
+        assert f"more than {limit} pixels" in capsys.readouterr().err
+    assert not out.exists()
+    monkeypatch.setenv("SEGNAS_MAX_IMAGE_PIXELS", "lots")
+    assert _predict(image, "--model", tmp_path / "m.pt", "--out", out) == 2
+    assert "SEGNAS_MAX_IMAGE_PIXELS='lots'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _predict(image, "--model", tmp_path / "m.pt", "--max-pixels", "0")

@@ -215,3 +215,43 @@ def test_environment_section_shows_the_results_provenance(artifacts, tmp_path):
     text = build_report(tmp_path / "with", inputs)["markdown"].read_text()
     assert "## Environment" in text and "not a git checkout" in text
     assert block["packages"]["torch"] in text and block["device"] in text
+
+
+def _report_project(artifacts: Path) -> Path:
+    """The artifacts as a project: the repository's params.yaml and code, run from its root."""
+    from search_project import REPO
+
+    (artifacts / "segnas").symlink_to(REPO / "segnas")
+    (artifacts / "params.yaml").write_text((REPO / "params.yaml").read_text(encoding="utf-8"))
+    return artifacts
+
+
+def test_report_stage_refuses_to_leave_out_an_evaluated_model(artifacts, capsys):
+    from search_project import run_stage
+
+    root = _report_project(artifacts)
+    summary = {"arch0": {"miou": 0.5}, "arch1": {"miou": 0.4}}
+    (root / "results/metrics.json").write_text(json.dumps(summary))
+    assert run_stage(root, "report", "--params", "params.yaml") == 2
+    err = capsys.readouterr().err
+    assert "the folder results/arch1/ is missing" in err and "run the evaluate stage" in err
+    (root / "results/arch1").mkdir()
+    assert run_stage(root, "report", "--params", "params.yaml") == 2
+    err = capsys.readouterr().err
+    assert "results/arch1/metrics.json is missing" in err and "'arch1'" in err
+    assert not (root / "report").exists()
+    (root / "results/metrics.json").write_text(json.dumps({"arch0": {"miou": 0.5}}))
+    assert run_stage(root, "report", "--params", "params.yaml") == 0
+    assert (root / "report/report.html").is_file()
+
+
+def test_report_stage_refuses_a_missing_qualitative_strip(artifacts, capsys):
+    from search_project import run_stage
+
+    root = _report_project(artifacts)
+    strip = root / "results/arch0/qualitative/img0.png"
+    strip.unlink()
+    assert run_stage(root, "report", "--params", "params.yaml") == 2
+    err = capsys.readouterr().err
+    assert f"qualitative strip {strip}, which is missing" in err and "evaluate" in err
+    assert not (root / "report").exists()

@@ -198,3 +198,18 @@ def test_cli_refuses_a_fractional_repeat_and_an_out_of_range_class_count(capsys)
     for classes in ("0", "100000"):
         assert main(["arch", "show", "arch0", "--classes", classes]) == 2
         assert "--classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["validate", "show"])
+def test_a_json_object_genotype_is_reported_as_json_not_text(command, capsys):
+    """Issue 29 item 10: ``{"templates":[],"blocks":[]}`` was "not of the form T:..."."""
+    from segnas.cli import main
+
+    text = '{"templates":[],"blocks":[]}'
+    assert main(["arch", command, text]) == 2
+    err = capsys.readouterr().err
+    assert "genotype JSON" in err and "is an object (keys templates, blocks), not a list" in err
+    assert "T:" not in err and "--format json" in err
+    assert main(["arch", command, ' {"templates": ['])
+    err = capsys.readouterr().err
+    assert "genotype JSON is malformed" in err and "T:" not in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from ..complexity import count_flops, count_params, output_stride, state_dict_bytes
 from ..errors import ConfigError
@@ -11,16 +12,55 @@ from ..model import FINAL_CONFIG, SEARCH_CONFIG, build_model
 from ..published import resolve_genotype
 from ..space import DEFAULT_SPACE, Genotype
 
+MAX_SIDE = 4096  # pixels per side of an HxW size option (4x the paper's 1024x2048 height)
+
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``HxW`` -> (H, W)."""
+    """``HxW`` -> (H, W), each side in 8..MAX_SIDE."""
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"size {text!r} is not HxW, e.g. 360x480") from exc
     if height < 8 or width < 8:
         raise argparse.ArgumentTypeError(f"size {text!r} is too small (at least 8x8)")
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"size {text!r} is too large (at most {MAX_SIDE}x{MAX_SIDE}); give a smaller HxW"
+        )
     return height, width
+
+
+def positive_int(text: str) -> int:
+    """A count or size option: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def tolerance(text: str) -> float:
+    """A tolerance option: a finite number of at least 0 (not nan, not inf)."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of at least 0")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A count option that may be 0 (e.g. warm-up runs)."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
 
 
 def describe(genotype: Genotype) -> str:
@@ -108,7 +148,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sample = sub.add_parser("sample", help="sample random valid genotypes (seeded)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sample.add_argument("--count", type=int, default=1, help="how many (default 1)")
+    sample.add_argument("--count", type=positive_int, default=1, help="how many (default 1)")
     sample.add_argument("--format", choices=("text", "json", "release"), default="text")
     sample.set_defaults(func=_sample)
 

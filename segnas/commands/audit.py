@@ -12,6 +12,7 @@ from pathlib import Path
 from ..audit.plan import ROLES, AuditLayout, plan_architectures, read_band
 from ..config import load_params
 from ..errors import ConfigError
+from .arch import non_negative_int, positive_int
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -64,17 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "architectures (default OUT/jobs/final)",
     )
     parser.add_argument("--role", choices=ROLES, default="heldout", help="which architectures")
-    parser.add_argument("--per-group", type=int, default=8, help="architectures per group (8)")
-    parser.add_argument("--reward-seeds", type=int, default=3, help="seeds per reward (3)")
     parser.add_argument(
-        "--final-repeats", type=int, default=4, help="architectures trained twice (4)"
+        "--per-group", type=positive_int, default=8, help="architectures per group (8)"
+    )
+    parser.add_argument("--reward-seeds", type=positive_int, default=3, help="seeds per reward (3)")
+    parser.add_argument(
+        "--final-repeats", type=non_negative_int, default=4, help="architectures trained twice (4)"
     )
     parser.add_argument(
         "--band",
         help="the controller band: genotypes from a trained controller (.txt, archs.csv or "
         "compare samples.json); without it only uniform architectures",
     )
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="worker processes (2)")
     parser.add_argument("--no-final", action="store_true", help="skip the final trainings")
     parser.add_argument(
         "--summary-only", action="store_true", help="only rewrite the summary from the files"

@@ -12,7 +12,7 @@ from ..device import device_name, keep_freed_memory, resolve_device
 from ..errors import ConfigError
 from ..io import write_json
 from ..progress import Progress
-from .arch import parse_size
+from .arch import non_negative_int, parse_size, positive_int
 
 
 def _header(args: argparse.Namespace, device: torch.device, kept_freed_memory: bool) -> list[str]:
@@ -111,9 +111,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="input sizes HxW (default 360x480 for latency, 321x321 for train)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="intra-op CPU threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="intra-op CPU threads")
     parser.add_argument(
-        "--batch", type=int, default=None, help="batch size (default 1 latency, 8 train)"
+        "--batch", type=positive_int, default=None, help="batch size (default 1 latency, 8 train)"
     )
     parser.add_argument(
         "--backend",
@@ -136,10 +136,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--final", dest="search", action="store_false", help="final widths (64, 2 units)"
     )
-    parser.add_argument("--classes", type=int, default=19, help="number of classes (default 19)")
+    parser.add_argument(
+        "--classes", type=positive_int, default=19, help="number of classes (default 19)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
+    parser.add_argument(
+        "--warmup", type=non_negative_int, default=3, help="untimed runs first (default 3)"
+    )
+    parser.add_argument("--repeats", type=positive_int, default=10, help="timed runs (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="weights and inputs seed")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.set_defaults(func=_dispatch)

@@ -32,13 +32,23 @@ def _parsed(text: str) -> Any:
 
 
 def _known_configuration(text: str, configs_dir: str) -> bool:
-    """Whether ``text`` is (the text or the values of) one of the named configurations."""
+    """Whether ``text`` is, character for character, one of the named configurations.
+
+    Values alone are not enough: a file that differs only in comments or layout holds edits
+    (notes) that copying a configuration over it would lose.
+    """
+    return any(config_text(name, configs_dir) == text for name in available_configs(configs_dir))
+
+
+def _same_values_as(text: str, configs_dir: str) -> str | None:
+    """The name of a configuration with the values of ``text`` (its text differs), if any."""
     values = _parsed(text)
+    if values is None:
+        return None
     for name in available_configs(configs_dir):
-        known = config_text(name, configs_dir)
-        if known == text or (values is not None and _parsed(known) == values):
-            return True
-    return False
+        if _parsed(config_text(name, configs_dir)) == values:
+            return name
+    return None
 
 
 def _backup_path(params: Path) -> Path:
@@ -66,10 +76,16 @@ def _use(args: argparse.Namespace) -> int:
     if old_text is not None and not _known_configuration(old_text, args.configs_dir):
         backup = _backup_path(params)
         if not args.force:
+            same = _same_values_as(old_text, args.configs_dir)
+            how = (
+                f"has the values of configuration {same!r} but not its text (comments or "
+                "layout edited by hand?)"
+                if same
+                else f"differs from every configuration in {args.configs_dir}/ (edited by hand?)"
+            )
             raise ConfigError(
-                f"{params} differs from every configuration in {args.configs_dir}/ (edited by "
-                f"hand?); it was left unchanged. Rerun with --force to replace it (a copy is "
-                f"kept as {backup}), or save it as {args.configs_dir}/<name>.yaml first"
+                f"{params} {how}; it was left unchanged. Rerun with --force to replace it "
+                f"(a copy is kept as {backup}), or save it as {args.configs_dir}/<name>.yaml first"
             )
         write_text(backup, old_text)
     changed = use_config(args.name, args.params, args.configs_dir)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..device import resolve_device
-from ..predict import predict_files
-from .arch import parse_size
+from ..predict import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, predict_files
+from .arch import parse_size, positive_int
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -17,6 +17,8 @@ def _predict(args: argparse.Namespace) -> int:
         resolve_device(args.device),
         input_size=args.size,
         optimized=not args.plain,
+        overwrite=args.overwrite,
+        max_pixels=args.max_pixels,
     )
     for item in written:
         print(f"{item.image} -> {item.mask}, {item.overlay}")
@@ -37,4 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     parser.add_argument("--plain", action="store_true", help="skip the optimised inference path")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing mask/overlay files in --out (never an input image)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"largest image read, in pixels (default ${MAX_PIXELS_ENV} or {DEFAULT_MAX_PIXELS})",
+    )
     parser.set_defaults(func=_predict)

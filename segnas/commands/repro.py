@@ -33,6 +33,7 @@ from ..pipeline.reference import (
     run_stages,
 )
 from ..pipeline.stages import STAGES
+from .arch import tolerance
 
 
 def _finished_run(path: str, config: str) -> Path:
@@ -136,8 +137,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--reference", default=str(REFERENCE), help=f"default {REFERENCE}")
     check.add_argument("--root", default=".", help="repository to copy sources from")
     check.add_argument("--workdir", help="empty run directory (default: a new temporary one)")
-    check.add_argument("--abs-tol", type=float, help="absolute tolerance (default: reference's)")
-    check.add_argument("--rel-tol", type=float, help="relative tolerance (default: reference's)")
+    check.add_argument(
+        "--abs-tol", type=tolerance, help="absolute tolerance (default: reference's)"
+    )
+    check.add_argument(
+        "--rel-tol", type=tolerance, help="relative tolerance (default: reference's)"
+    )
     check.add_argument(
         "--existing",
         metavar="DIR",

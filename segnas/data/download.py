@@ -51,6 +51,16 @@ def verify_tree(
 ) -> None:
     """Check ``root`` against ``manifest``; a :class:`DataError` names the first mismatch."""
     root = Path(root)
+    if not root.exists():
+        raise DataError(
+            f"the dataset root {root} does not exist: pass the folder that holds the dataset "
+            "(--root), or fetch it with segnas data download camvid --dest DIR"
+        )
+    if not root.is_dir():
+        raise DataError(
+            f"the dataset root {root} is a file, not a directory: name the folder that holds "
+            "the dataset, or a new folder to download it to"
+        )
     for name, (count, expected) in sorted(manifest.items()):
         path = root / name
         if path.is_dir():

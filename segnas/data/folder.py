@@ -32,6 +32,7 @@ def read_classes(path: Path) -> tuple[list[str], int, list[tuple[int, int, int]]
     if not isinstance(spec, dict) or not isinstance(spec.get("names"), list) or not spec["names"]:
         raise ConfigError(f"{path}: 'names' must be a non-empty list of class names")
     names = [str(n) for n in spec["names"]]
+    _refuse_repeats(path, "names", names, names)
     if len(names) > 255:
         raise ConfigError(f"{path}: at most 255 classes are supported, got {len(names)}")
     ignore = spec.get("ignore_index", IGNORE_INDEX)
@@ -47,8 +48,32 @@ def read_classes(path: Path) -> tuple[list[str], int, list[tuple[int, int, int]]
         ok = ok and all(isinstance(c, list) and len(c) == 3 for c in colors)
         if not ok:
             raise ConfigError(f"{path}: colors must be one [r, g, b] per class ({len(names)})")
-        palette = [tuple(int(v) for v in c) for c in colors]
+        for name, colour in zip(names, colors, strict=True):
+            if not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in colour
+            ):
+                raise ConfigError(
+                    f"{path}: colors of class {name!r} is {colour!r}; each of r, g, b must be a "
+                    "whole number in 0..255"
+                )
+        palette = [(int(c[0]), int(c[1]), int(c[2])) for c in colors]
+        _refuse_repeats(path, "colors", palette, names)
     return names, ignore, palette
+
+
+def _refuse_repeats(path: Path, key: str, values: list, names: list[str]) -> None:
+    """Refuse a class name or colour given to two classes: their pixels would merge."""
+    first: dict = {}
+    for index, value in enumerate(values):
+        if value in first:
+            earlier = first[value]
+            shown = list(value) if isinstance(value, tuple) else value
+            raise ConfigError(
+                f"{path}: {key} gives {shown!r} to class {earlier} ({names[earlier]!r}) and "
+                f"class {index} ({names[index]!r}); each class needs its own (one class's "
+                "pixels would be counted as the other's)"
+            )
+        first[value] = index
 
 
 def _hash_fraction(seed: int, image_id: str) -> float:

@@ -1,18 +1,23 @@
-"""The one entry every stage script goes through: ``--params``, the params restricted to the
-sections the stage registry declares for the stage (reading another one is a bug, and fails),
-user errors printed as one line ``<stage>: error: ...`` with exit status 2, and the stage's
-closing line on success."""
+"""The one entry every stage script goes through: ``--params``, the project root checked, the
+params restricted to the sections the stage registry declares for the stage (reading another
+one is a bug, and fails), user errors printed as one line ``<stage>: error: ...`` with exit
+status 2, and the stage's closing line on success."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..config import load_params
 from ..errors import SegnasError
+from .paths import require_project_root
 from .stages import stage
+
+# the repository the stage scripts live in (where a user should cd to)
+REPO = Path(__file__).resolve().parents[2]
 
 
 class UndeclaredSection(KeyError):
@@ -61,15 +66,16 @@ def run_stage(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     description: str | None = None,
 ) -> int:
-    """Parse ``--params`` (and ``add_arguments``'), read the params as the stage may see
-    them, run ``body(params, args)`` and print the line it returns; a user error
-    (``SegnasError``) prints ``<name>: error: ...`` and returns 2."""
+    """Parse ``--params`` (and ``add_arguments``'), refuse to run outside a project root,
+    read the params as the stage may see them, run ``body(params, args)`` and print the line
+    it returns; a user error (``SegnasError``) prints ``<name>: error: ...`` and returns 2."""
     parser = argparse.ArgumentParser(description=description or stage(name).desc)
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
     try:
+        require_project_root(REPO / stage(name).script)
         params = DeclaredParams(load_params(args.params), name)
         message = body(params, args)
     except SegnasError as exc:

@@ -1,6 +1,6 @@
 """Assemble the report: figures from the logs, tables beside the paper's, HTML + Markdown.
 
-Every input is optional: a missing artifact gives a section saying which stage makes it,
+Every stage's output is optional: a missing one gives a section saying which stage makes it,
 so a partial pipeline still yields a report. The HTML embeds every image (base64), so the
 single file opens anywhere.
 """
@@ -26,6 +26,40 @@ def _model_metrics(results_dir: Path) -> dict[str, dict]:
     return {
         path.parent.name: read_json(path) for path in sorted(results_dir.glob("*/metrics.json"))
     }
+
+
+def check_results(models: dict[str, dict], results_dir: Path) -> None:
+    """Refuse a report that would leave out an evaluated model or one of its files.
+
+    Every model ``results/metrics.json`` lists must have ``results/<model>/metrics.json``, and
+    every qualitative strip a model's metrics name must exist; otherwise the report would show
+    fewer models or figures than were evaluated without saying so.
+    """
+    summary_path = results_dir / "metrics.json"
+    summary = read_json(summary_path) if summary_path.is_file() else {}
+    listed = [k for k, v in summary.items() if k != PROVENANCE and isinstance(v, dict)]
+    missing = [name for name in listed if name not in models]
+    if missing:
+        name = missing[0]
+        what = (
+            f"{results_dir / name}/metrics.json is missing"
+            if (results_dir / name).is_dir()
+            else f"the folder {results_dir / name}/ is missing"
+        )
+        raise ConfigError(
+            f"{summary_path} lists model {name!r} but {what} ({len(missing)} model(s) in all: "
+            f"{', '.join(missing)}); no report was written: run the evaluate stage again "
+            "(dvc repro evaluate, or python stages/evaluate.py --params params.yaml)"
+        )
+    for name, m in models.items():
+        absent = [p for p in m.get("qualitative", []) if not Path(p).is_file()]
+        if absent:
+            raise ConfigError(
+                f"{results_dir / name}/metrics.json names the qualitative strip {absent[0]}, "
+                f"which is missing ({len(absent)} in all); no report was written: run the "
+                "evaluate stage again (dvc repro evaluate, or python stages/evaluate.py "
+                "--params params.yaml)"
+            )
 
 
 def environment_section(results_dir: Path) -> Section | None:
@@ -148,7 +182,6 @@ def results_sections(
     quality = Section("Qualitative results (Figs. 10-11)")
     for name, m in models.items():
         strips = [Path(p) for p in m.get("qualitative", [])][:qualitative]
-        strips = [p for p in strips if p.is_file()]
         if strips:
             quality.images.append(
                 (
@@ -251,6 +284,7 @@ def build_report(
         )
     paper = read_yaml(inputs.paper_results) or {}
     models = _model_metrics(inputs.results_dir)
+    check_results(models, Path(inputs.results_dir))
     search, search_numbers = search_section(inputs, figure_dir)
     compare, compare_numbers = compare_section(inputs, paper, figure_dir)
     sections = [*results_sections(models, inputs, paper, figure_dir, qualitative), search, compare]
