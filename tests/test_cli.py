@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from segnas.cli import build_parser, main
+from segnas.config import config_text
 from segnas.pipeline.reference import copy_sources
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,7 +166,7 @@ def test_config_use_backs_up_a_params_file_whose_text_differs_only_in_comments(
     backups = list(tmp_path.glob("params.yaml.backup-*"))
     assert len(backups) == 1 and backups[0].read_text(encoding="utf-8") == edited
     assert str(backups[0]) in capsys.readouterr().out
-    assert params.read_text(encoding="utf-8") == (REPO / "configs/quickstart.yaml").read_text()
+    assert params.read_text(encoding="utf-8") == config_text("quickstart", configs)
 
 
 @pytest.mark.parametrize(
