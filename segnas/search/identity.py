@@ -8,6 +8,7 @@ round; ``search/state.json`` records both.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..config import section, setting
@@ -45,6 +46,13 @@ def data_fingerprint(split_dir: Path = SPLIT, cache_dir: Path = STEM_CACHE) -> d
     return {str(path): sha256_file(path)[:16] for path in files}
 
 
+def identity_of(config: SearchConfig, extra: dict | None = None) -> dict:
+    """The identity that ``params_hash_of(config, extra)`` hashes, in its JSON form (lists, not
+    tuples): the form ``state.json`` gives back, so a stored and a fresh identity compare equal
+    key by key."""
+    return json.loads(json.dumps({"search": config.result_fields(), **(extra or {})}))
+
+
 def search_identity(params: dict, params_path: str) -> tuple[SearchConfig, dict, str]:
     """(config, extra, params hash) of the search that ``params`` describe; ``extra`` is what
     the hash covers besides the search fields."""
@@ -75,8 +83,7 @@ def check_search_matches(search_dir: Path, params: dict, params_path: str, reade
         return
     why = f"params hash {found} != {expected}"
     if identity is not None:
-        current = {"search": config.result_fields(), **extra}
-        diff = differing_keys(identity, current)
+        diff = differing_keys(identity, identity_of(config, extra))
         why = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in diff.items()) or why
     raise ArtifactError(
         f"{search_dir} holds a search of other params than {params_path} ({why}); {reader} "
