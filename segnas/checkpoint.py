@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .errors import ArtifactError
+from .integrity import DamagedArchive, load_torch, non_finite
 from .io import save_torch, torch_load_reason
 from .model import SegmentationNet, build_model
 from .published import resolve_genotype
@@ -54,6 +55,10 @@ def save_checkpoint(
 WANTED = "pass a training checkpoint such as models/NAME/best.pt"
 
 
+def _retrain(path: Path) -> str:
+    return f"the file is damaged: delete {path.parent} and rerun the train stage to retrain it"
+
+
 def _what_it_is(payload: object) -> str:
     """A short description of a loaded file that is not a training checkpoint."""
     if not isinstance(payload, dict):
@@ -66,14 +71,17 @@ def _what_it_is(payload: object) -> str:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; errors name the file and what it is."""
+    """Read a checkpoint with ``weights_only=True`` (zip CRCs checked first, then every weight
+    and optimizer tensor checked finite); errors name the file and what it is."""
     path = Path(path)
     if path.is_dir():
         raise ArtifactError(f"{path} is a directory, not a checkpoint file; {WANTED}")
     if not path.is_file():
         raise ArtifactError(f"checkpoint {path} does not exist; run the train stage first")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_torch(path)
+    except DamagedArchive as exc:
+        raise ArtifactError(f"checkpoint {path}: {exc}; {_retrain(path)}") from exc
     except Exception as exc:  # corrupt or foreign file: torch raises many types
         raise ArtifactError(
             f"checkpoint {path} cannot be read ({torch_load_reason(exc)}); {WANTED}"
@@ -84,6 +92,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} is {_what_it_is(payload)}, not a segnas training checkpoint (format "
             f"{CHECKPOINT_FORMAT}); {WANTED}"
         )
+    bad = non_finite(payload)
+    if bad is not None:
+        raise ArtifactError(f"checkpoint {path}: tensor {bad} is NaN or infinite; {_retrain(path)}")
     return payload
 
 
