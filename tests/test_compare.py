@@ -223,3 +223,33 @@ def test_dying_workers_are_retried_once_then_recorded(tmp_path):
     log = stream.getvalue()
     assert "controller_search_0000.json died; retrying it once" in log
     assert "random_long_0001.json died again; recorded as worker_died" in log
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        (("eval", "lr_decoder"), 5.0e-3, "search.eval.lr_decoder 0.002 -> 0.005"),
+        (("rounds",), 2, "search.rounds 1 -> 2"),
+    ],
+)
+def test_compare_refuses_a_search_of_other_params_naming_the_keys(
+    tmp_path, capsys, key, value, shown
+):
+    """Issue 29, item 4: the controller's search must be today's search, through the stage."""
+    from search_project import run_stage, write_params
+
+    params = tiny_params(rounds=1)
+    params["compare"].update(num_archs=2, workers=1)
+    root = make_project(tmp_path / "p", params)
+    assert run_stage(root, "search") == 0
+    section = params["search"]
+    for name in key[:-1]:
+        section = section[name]
+    section[key[-1]] = value
+    write_params(root, params)
+    capsys.readouterr()
+    assert run_stage(root, "compare") == 2
+    err = capsys.readouterr().err
+    assert "search/controller/final.pt comes from a search of other params" in err, err
+    assert f"({shown})" in err and "rerun the search stage first" in err, err
+    assert not (root / "compare").exists()
