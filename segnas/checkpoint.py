@@ -10,10 +10,13 @@ import torch
 from torch import nn
 
 from .errors import ArtifactError
+from .identity import describe_difference
 from .integrity import DamagedArchive, load_torch, non_finite
 from .io import save_torch, torch_load_reason
 from .model import SegmentationNet, build_model
 from .published import resolve_genotype
+from .space import Genotype
+from .trainconfig import TrainConfig
 
 CHECKPOINT_FORMAT = 1
 LAST = "last.pt"
@@ -108,6 +111,37 @@ def check_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any]) 
                 f"{meta[key]}); delete {path.parent} to start over, or restore the params "
                 "it was trained with"
             )
+
+
+def check_trained_with(
+    path: Path,
+    meta: dict[str, Any],
+    config: TrainConfig,
+    dataset: str,
+    genotype: Genotype | None,
+    params_path: str,
+) -> None:
+    """Refuse a checkpoint that today's params would not produce: another dataset, other
+    weight-deciding ``train`` params (naming the keys) or, when ``genotype`` is given, another
+    architecture."""
+    stored = {
+        "dataset": meta.get("dataset"),
+        "architectures": meta.get("genotype_hash"),
+        **dict(meta.get("config") or {}),
+    }
+    current = {
+        "dataset": dataset,
+        "architectures": genotype.hash if genotype is not None else meta.get("genotype_hash"),
+        **config.hashed_fields(),
+    }
+    found = {key: stored.get(key) for key in current}
+    if found == current and meta.get("params_hash") == config.hash:
+        return
+    why = describe_difference(found, current, str(meta.get("params_hash")), config.hash, "train.")
+    raise ArtifactError(
+        f"{path} was trained with other params than {params_path} ({why}); evaluating it "
+        "would report another model as today's: rerun the train stage first"
+    )
 
 
 def load_trained(

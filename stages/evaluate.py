@@ -11,16 +11,18 @@ import time
 
 import torch
 
-from segnas.checkpoint import LAST, load_checkpoint
+from segnas.checkpoint import LAST, check_trained_with, load_checkpoint
 from segnas.config import load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
-from segnas.errors import ConfigError, SegnasError
+from segnas.errors import ArtifactError, ConfigError, SegnasError
 from segnas.evaluate import evaluate_checkpoint, pick_checkpoint
 from segnas.io import write_json
 from segnas.pipeline.paths import MODELS, PREPARED, RESULTS
 from segnas.provenance import KEY as PROVENANCE
 from segnas.provenance import provenance
+from segnas.selection import trained_names
+from segnas.trainconfig import train_config_of
 
 
 def model_names(spec: object) -> list[str]:
@@ -47,11 +49,26 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(str(setting(params, "device", args.params)))
         if device.type == "cpu":
             torch.set_num_threads(int(spec["threads"]))
-        summary = {}
-        for name in model_names(spec["models"]):
+        dataset = str(section(params, "train", args.params)["dataset"])
+        prepared = load_prepared(PREPARED / dataset)
+        train_spec, train_config = train_config_of(params, args.params, prepared)
+        trained = trained_names(train_spec["architectures"], int(train_spec["top_k"]))
+        names = model_names(spec["models"])
+        for name in names:
+            if spec["models"] == "all" and name not in trained:
+                raise ArtifactError(
+                    f"{MODELS / name} is not a model that {args.params} trains (train."
+                    f"architectures and train.top_k give {', '.join(trained)}); delete it if "
+                    "it is no longer needed, or name the models to evaluate in evaluate.models"
+                )
             checkpoint = pick_checkpoint(MODELS / name, spec["checkpoint"])
-            dataset = load_checkpoint(checkpoint)["meta"]["dataset"]
-            prepared = load_prepared(PREPARED / dataset)
+            meta = load_checkpoint(checkpoint)["meta"]
+            check_trained_with(
+                checkpoint, meta, train_config, dataset, trained.get(name), args.params
+            )
+        summary = {}
+        for name in names:
+            checkpoint = pick_checkpoint(MODELS / name, spec["checkpoint"])
             split = spec["split"] or ("test" if "test" in prepared.splits else "val")
             metrics = evaluate_checkpoint(
                 checkpoint,

@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from segnas.config import load_config, load_params, section, setting
+from segnas.config import load_params, section, setting
 from segnas.data.prepared import load_prepared
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
@@ -17,7 +17,7 @@ from segnas.final_training import TrainJob, build_datasets, median_frequency_wei
 from segnas.pipeline.paths import MODELS, PREPARED, SEARCH
 from segnas.search.identity import check_search_matches
 from segnas.selection import SizeCap, select_architectures
-from segnas.trainconfig import TrainConfig
+from segnas.trainconfig import train_config_of
 from segnas.workers import jobs_at_once, run_jobs, set_cpu_threads
 
 
@@ -29,23 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     try:
         params = load_params(args.params)
-        spec = dict(section(params, "train", args.params))
-        stem = section(params, "stem", args.params)
+        dataset = str(section(params, "train", args.params)["dataset"])
         device = resolve_device(str(setting(params, "device", args.params)))
+        prepared = load_prepared(PREPARED / dataset)
+        spec, config = train_config_of(params, args.params, prepared)
         if device.type == "cpu":
             set_cpu_threads(int(spec["threads"]))
-        prepared = load_prepared(PREPARED / str(spec["dataset"]))
-        sizes = prepared.index[["height", "width"]].drop_duplicates()
-        if spec["input_size"] is None and len(sizes) == 1:
-            # one image size: record it, so predict resizes raw images to what was trained
-            spec["input_size"] = [int(v) for v in sizes.iloc[0]]
-        config = load_config(
-            TrainConfig,
-            spec,
-            "train",
-            stem_weights=str(stem["weights"]),
-            seed=int(setting(params, "seed", args.params)),
-        )
         val_split = spec["val_split"]
         if val_split and val_split not in prepared.splits:
             val_split = None

@@ -127,9 +127,10 @@ REGISTRY: tuple[Stage, ...] = (
     Stage(
         "evaluate",
         "test-split scores, model facts, latency, ONNX -> results/<name>/, results/metrics.json",
-        ("device", "evaluate"),
+        ("seed", "device", "stem", "train", "evaluate"),
         (PREPARED.as_posix(), MODELS.as_posix()),
         (Output(RESULTS.as_posix()),),
+        run_only=("train.threads", "train.num_workers"),
     ),
     Stage(
         "report",

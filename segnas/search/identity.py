@@ -13,29 +13,11 @@ from pathlib import Path
 
 from ..config import section, setting
 from ..errors import ArtifactError, ConfigError
+from ..identity import describe_difference
 from ..io import read_json, sha256_file
 from ..pipeline.paths import SPLIT, STEM_CACHE
 from .config import SearchConfig, params_hash_of
 from .controller import read_checkpoint
-
-
-def _flatten(value: object, prefix: str = "") -> dict[str, object]:
-    if isinstance(value, dict):
-        out: dict[str, object] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: value}
-
-
-def differing_keys(old: dict, new: dict) -> dict[str, tuple[object, object]]:
-    """``{dotted key: (old, new)}`` for every leaf that differs between two identities."""
-    flat_old, flat_new = _flatten(old), _flatten(new)
-    return {
-        key: (flat_old.get(key), flat_new.get(key))
-        for key in sorted(set(flat_old) | set(flat_new))
-        if flat_old.get(key) != flat_new.get(key)
-    }
 
 
 def data_fingerprint(split_dir: Path = SPLIT, cache_dir: Path = STEM_CACHE) -> dict[str, str]:
@@ -65,16 +47,6 @@ def search_identity(params: dict, params_path: str) -> tuple[SearchConfig, dict,
         stem_weights = str(section(params, "stem", params_path)["weights"])
         extra = {"data": data_fingerprint(), "stem_weights": stem_weights}
     return config, extra, params_hash_of(config, extra)
-
-
-def describe_difference(
-    stored: dict | None, current: dict, found: str, expected: str, prefix: str = ""
-) -> str:
-    """``key old -> new, ...`` for the leaves that differ between a producer's stored identity
-    and today's (``prefix`` before each key); the two hashes when no identity was stored."""
-    diff = differing_keys(stored, current) if stored is not None else {}
-    described = ", ".join(f"{prefix}{key} {old!r} -> {new!r}" for key, (old, new) in diff.items())
-    return described or f"params hash {found} != {expected}"
 
 
 def _recorded_identity(search_dir: Path, found: str) -> dict | None:
