@@ -11,10 +11,32 @@ import sys
 import time
 from pathlib import Path
 
-from segnas.config import load_params, section
-from segnas.errors import SegnasError
-from segnas.pipeline.paths import REPORT
+from segnas.compare import CompareConfig, compare_hash
+from segnas.config import load_config, load_params, section
+from segnas.errors import ArtifactError, SegnasError
+from segnas.io import read_json
+from segnas.pipeline.paths import COMPARE, REPORT, SEARCH
 from segnas.report import ReportInputs, build_report
+from segnas.search.identity import check_search_matches, search_identity
+
+
+def check_inputs(params: dict, params_path: str) -> None:
+    """Refuse a search or a comparison of other params than today's: the report would show
+    them as today's results."""
+    if not (SEARCH / "top.json").is_file():
+        return
+    check_search_matches(SEARCH, params, params_path, "report")
+    samples = COMPARE / "samples.json"
+    if samples.is_file():
+        config = load_config(CompareConfig, section(params, "compare", params_path), "compare")
+        expected = compare_hash(search_identity(params, params_path)[2], config)
+        found = read_json(samples).get("params_hash")
+        if found != expected:
+            raise ArtifactError(
+                f"{COMPARE} holds a comparison of other compare params than {params_path} "
+                f"({samples}: params hash {found} != {expected}); report would show it as "
+                "today's: rerun the compare stage first"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         spec = section(params, "report", args.params)
+        check_inputs(params, args.params)
         inputs = ReportInputs(paper_results=Path(spec["paper_results"]))
         written = build_report(
             REPORT, inputs, title=str(spec["title"]), qualitative=int(spec["qualitative"])

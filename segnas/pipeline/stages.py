@@ -135,7 +135,7 @@ REGISTRY: tuple[Stage, ...] = (
     Stage(
         "report",
         "report/report.html + report.md + summary.json from every artifact",
-        ("report",),
+        ("seed", "stem", "search", "compare", "report"),
         (
             "segnas/report/paper_results.yaml",
             f"{SEARCH}/archs.csv",
@@ -146,6 +146,7 @@ REGISTRY: tuple[Stage, ...] = (
             RESULTS.as_posix(),
         ),
         (Output(REPORT.as_posix()),),
+        run_only=("search.workers", "search.progress_interval", "compare.workers"),
     ),
 )
 STAGES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
