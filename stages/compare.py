@@ -18,15 +18,14 @@ from pathlib import Path
 from segnas.compare import (
     GROUPS,
     SETUPS,
-    CompareConfig,
     CompareLayout,
     assemble,
-    compare_hash,
     evaluate_job,
     long_setup,
     run_compare,
     write_samples,
 )
+from segnas.compareconfig import CompareConfig, compare_hash
 from segnas.config import load_config, load_params, section, setting
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from segnas.compare import CompareConfig, compare_hash
+from segnas.compareconfig import CompareConfig, compare_hash
 from segnas.config import load_config, load_params, section
 from segnas.errors import ArtifactError, SegnasError
 from segnas.io import read_json

@@ -15,10 +15,8 @@ from search_project import TINY_SEARCH_EVAL, make_project, tiny_params
 
 from segnas.compare import (
     GROUPS,
-    CompareConfig,
     CompareLayout,
     assemble,
-    compare_hash,
     draw_architectures,
     evaluate_job,
     long_setup,
@@ -26,6 +24,7 @@ from segnas.compare import (
     search_setup_in_long,
     write_samples,
 )
+from segnas.compareconfig import CompareConfig, compare_hash
 from segnas.config import load_config
 from segnas.errors import ArtifactError, ConfigError
 from segnas.published import resolve_genotype

@@ -11,7 +11,7 @@ import yaml
 from search_project import run_stage
 
 from segnas.cli import main
-from segnas.compare import CompareConfig
+from segnas.compareconfig import CompareConfig
 from segnas.config import (
     SCHEMA_PATH,
     available_configs,
