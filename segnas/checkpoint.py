@@ -11,9 +11,13 @@ import torch
 from torch import nn
 
 from .errors import ArtifactError
+from .identity import describe_difference
+from .integrity import DamagedArchive, load_torch, non_finite
 from .io import save_torch, torch_load_reason
 from .model import SegmentationNet, build_model
 from .published import resolve_genotype
+from .space import Genotype
+from .trainconfig import TrainConfig
 
 CHECKPOINT_FORMAT = 1
 LAST = "last.pt"
@@ -55,6 +59,10 @@ def save_checkpoint(
 WANTED = "pass a training checkpoint such as models/NAME/best.pt"
 
 
+def _retrain(path: Path) -> str:
+    return f"the file is damaged: delete {path.parent} and rerun the train stage to retrain it"
+
+
 def _what_it_is(payload: object) -> str:
     """A short description of a loaded file that is not a training checkpoint."""
     if not isinstance(payload, dict):
@@ -67,14 +75,17 @@ def _what_it_is(payload: object) -> str:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; errors name the file and what it is."""
+    """Read a checkpoint with ``weights_only=True`` (zip CRCs checked first, then every weight
+    and optimizer tensor checked finite); errors name the file and what it is."""
     path = Path(path)
     if path.is_dir():
         raise ArtifactError(f"{path} is a directory, not a checkpoint file; {WANTED}")
     if not path.is_file():
         raise ArtifactError(f"checkpoint {path} does not exist; run the train stage first")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_torch(path)
+    except DamagedArchive as exc:
+        raise ArtifactError(f"checkpoint {path}: {exc}; {_retrain(path)}") from exc
     except Exception as exc:  # corrupt or foreign file: torch raises many types
         raise ArtifactError(
             f"checkpoint {path} cannot be read ({torch_load_reason(exc)}); {WANTED}"
@@ -85,6 +96,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} is {_what_it_is(payload)}, not a segnas training checkpoint (format "
             f"{CHECKPOINT_FORMAT}); {WANTED}"
         )
+    bad = non_finite(payload)
+    if bad is not None:
+        raise ArtifactError(f"checkpoint {path}: tensor {bad} is NaN or infinite; {_retrain(path)}")
     return payload
 
 
@@ -132,6 +146,37 @@ def check_checkpoint(path: Path, payload: dict[str, Any], meta: dict[str, Any]) 
                 f"{meta[key]}); delete {path.parent} to start over, or restore the params "
                 "it was trained with"
             )
+
+
+def check_trained_with(
+    path: Path,
+    meta: dict[str, Any],
+    config: TrainConfig,
+    dataset: str,
+    genotype: Genotype | None,
+    params_path: str,
+) -> None:
+    """Refuse a checkpoint that today's params would not produce: another dataset, other
+    weight-deciding ``train`` params (naming the keys) or, when ``genotype`` is given, another
+    architecture."""
+    stored = {
+        "dataset": meta.get("dataset"),
+        "architectures": meta.get("genotype_hash"),
+        **dict(meta.get("config") or {}),
+    }
+    current = {
+        "dataset": dataset,
+        "architectures": genotype.hash if genotype is not None else meta.get("genotype_hash"),
+        **config.hashed_fields(),
+    }
+    found = {key: stored.get(key) for key in current}
+    if found == current and meta.get("params_hash") == config.hash:
+        return
+    why = describe_difference(found, current, str(meta.get("params_hash")), config.hash, "train.")
+    raise ArtifactError(
+        f"{path} was trained with other params than {params_path} ({why}); evaluating it "
+        "would report another model as today's: rerun the train stage first"
+    )
 
 
 def load_trained(

@@ -22,14 +22,15 @@ import math
 import random
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 
+from .compareconfig import CompareConfig
 from .errors import ArtifactError, ConfigError
-from .io import remove_stale_temps_under, sha256_json, write_json, write_text
+from .io import remove_stale_temps_under, write_json, write_text
 from .progress import Progress
 from .provenance import KEY as PROVENANCE
 from .search.config import SearchConfig
@@ -58,20 +59,6 @@ CSV_COLUMNS = (
     "status_search",
     "status_long",
 )
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """The ``compare`` params: N per group, the longer setup's phase 2, local workers (build
-    it with ``segnas.config.load_config``; the schema holds the ranges)."""
-
-    num_archs: int
-    long_phase2_epochs: int
-    controller: str
-    workers: int
-
-    def result_fields(self) -> dict[str, Any]:
-        return {"num_archs": self.num_archs, "long_phase2_epochs": self.long_phase2_epochs}
 
 
 def require_controller(search: SearchConfig, params_path: str) -> None:
@@ -104,11 +91,6 @@ def search_setup_in_long(specs: Mapping[str, TrialSpec]) -> bool:
         and not setup.latency_weight
         and long == replace(search, setup=replace(setup, phase2_epochs=long.setup.phase2_epochs))
     )
-
-
-def compare_hash(search_hash: str, config: CompareConfig) -> str:
-    """16 hex digits over the search run's params hash and the compare params."""
-    return sha256_json({"search": search_hash, "compare": config.result_fields()})[:16]
 
 
 class CompareLayout:

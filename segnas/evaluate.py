@@ -23,6 +23,7 @@ from .complexity import count_flops, count_params, measure_latency, state_dict_b
 from .data.dataset import SegmentationDataset, read_pair
 from .data.prepared import PreparedDataset
 from .device import device_name
+from .errors import ArtifactError
 from .export import OnnxCheck, export_and_check
 from .inference import OnnxRuntimeModel
 from .io import atomic_path, write_json, write_text
@@ -218,6 +219,14 @@ def evaluate_checkpoint(
         first = prepared.index[prepared.index["id"] == prepared.ids(split)[0]].iloc[0]
         onnx_size = size or (int(first["height"]), int(first["width"]))
         check = export_for_inference(model, fast, out_dir / "model.onnx", onnx_size, onnx_tolerance)
+        if not check.ok:
+            check.path.unlink(missing_ok=True)
+            raise ArtifactError(
+                f"{checkpoint}: its ONNX export differs from PyTorch by max |diff| "
+                f"{check.max_abs_diff:.3g}, more than evaluate.onnx_tolerance {onnx_tolerance:g}; "
+                f"{check.path} was not kept. Raise the tolerance, or set evaluate.onnx: false "
+                "to skip the export"
+            )
     evaluation = evaluate_split(fast, prepared, split, size, device, log_name=f"evaluate {name}")
     facts = model_facts(model, device, latency_sizes, repeats=latency_repeats, timed=fast)
     metrics: dict[str, Any] = {

@@ -26,13 +26,18 @@ from .checkpoint import (
     LAST,
     TrainState,
 )
+from .data.prepared import PreparedDataset
 from .errors import ConfigError
 from .io import write_json
+from .pipeline.paths import MODELS, SEARCH
 from .progress import Progress
 from .provenance import KEY as PROVENANCE
 from .provenance import provenance
+from .search.identity import check_search_matches
+from .selection import SizeCap, select_architectures
 from .space import Genotype
-from .trainconfig import TrainConfig
+from .trainconfig import TrainConfig, train_config_of
+from .training_data import build_datasets, median_frequency_weights
 from .training_loop import (
     check_class_weights,
     end_epoch,
@@ -216,3 +221,49 @@ def run_train_job(job: TrainJob) -> dict[str, Any]:
         class_weights=job.class_weights,
     )
     return result.summary()
+
+
+def plan_train_jobs(
+    params: dict, params_path: str, prepared: PreparedDataset, device: torch.device
+) -> tuple[dict[str, TrainJob], dict[str, Any]]:
+    """The train stage's jobs (one per architecture of ``train.architectures`` and the
+    search's ``top_k`` under ``max_params``) and the ``train`` section they come from: the
+    validation split (none where the dataset lacks it), class weights, the size cap, and the
+    search checked to be today's when ``top_k`` reads it."""
+    spec, config = train_config_of(params, params_path, prepared)
+    val_split = spec["val_split"] if spec["val_split"] in prepared.splits else None
+    train_splits = spec["train_splits"]
+    train_set, val_set = build_datasets(prepared, config, train_splits, val_split)
+    class_weights = None
+    if config.class_weighting == "median_frequency":
+        class_weights = median_frequency_weights(prepared, train_splits)
+        shown = ", ".join(
+            f"{c} {w:.2f}" for c, w in zip(prepared.classes, class_weights, strict=True)
+        )
+        print(f"train: median-frequency class weights: {shown}")
+    cap = None
+    if spec["max_params"] is not None:
+        cap = SizeCap(
+            int(spec["max_params"]), prepared.num_classes, config.agg_width, config.sep_conv_units
+        )
+    if int(spec["top_k"]):
+        check_search_matches(SEARCH, params, params_path, "train (top_k)")
+    archs = select_architectures(spec["architectures"], int(spec["top_k"]), cap=cap)
+    jobs = {
+        name: TrainJob(
+            name,
+            genotype,
+            train_set,
+            val_set,
+            prepared.num_classes,
+            config,
+            MODELS / name,
+            device,
+            prepared.classes,
+            prepared.palette,
+            str(spec["dataset"]),
+            class_weights,
+        )
+        for name, genotype in archs.items()
+    }
+    return jobs, spec

@@ -88,3 +88,13 @@ def select_architectures(
     if not selected:
         raise ConfigError(f"{where}: no architectures; set architectures: [arch0] or top_k: 1")
     return selected
+
+
+def trained_names(
+    architectures: Sequence[str | dict[str, str]], top_k: int, where: str = "train"
+) -> dict[str, Genotype | None]:
+    """The model names the train stage writes for these params: each of ``architectures``
+    with its genotype, then ``top0`` ... ``top<top_k - 1>`` (their genotypes are in the
+    search's ``top.json``, not read here: ``None``)."""
+    named = select_architectures(architectures, where=where) if architectures else {}
+    return {**named, **{f"top{i}": None for i in range(top_k)}}

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
+from .integrity import load_torch
 from .io import torch_load_reason
 
 STEM_CHANNELS = (24, 32)
@@ -86,7 +87,7 @@ def load_stem_state(stem: MobileNetV2Stem, weights: str) -> None:
                 f"stem.weights: {weights!r} is neither 'imagenet', 'none' nor an existing file"
             )
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_torch(path)
         except Exception as exc:  # a foreign pickle or a damaged file: torch raises many types
             raise ConfigError(
                 f"stem.weights: {weights!r} cannot be loaded safely as a state dict "

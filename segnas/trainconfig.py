@@ -8,10 +8,14 @@ here.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .config import load_config, section, setting
 from .errors import ConfigError
 from .io import sha256_json
+
+if TYPE_CHECKING:
+    from .data.prepared import PreparedDataset
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,32 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    def hashed_fields(self) -> dict[str, Any]:
+        """The fields that change the trained weights (what :attr:`hash` covers)."""
+        values = self.to_dict()
+        return {f.name: values[f.name] for f in fields(self) if f.metadata.get("hashed", True)}
+
     @property
     def hash(self) -> str:
         """16 hex digits over the fields that change the trained weights."""
-        hashed = {
-            f.name: self.to_dict()[f.name] for f in fields(self) if f.metadata.get("hashed", True)
-        }
-        return sha256_json(hashed)[:16]
+        return sha256_json(self.hashed_fields())[:16]
+
+
+def train_config_of(
+    params: dict, params_path: str, prepared: PreparedDataset
+) -> tuple[dict[str, Any], TrainConfig]:
+    """The ``train`` section of ``params`` and its typed config; a null ``input_size`` becomes
+    the image size of ``prepared`` (the training dataset) when all its images share one."""
+    spec = dict(section(params, "train", params_path))
+    sizes = prepared.index[["height", "width"]].drop_duplicates()
+    if spec["input_size"] is None and len(sizes) == 1:
+        # one image size: record it, so predict resizes raw images to what was trained
+        spec["input_size"] = [int(v) for v in sizes.iloc[0]]
+    config = load_config(
+        TrainConfig,
+        spec,
+        "train",
+        stem_weights=str(section(params, "stem", params_path)["weights"]),
+        seed=int(setting(params, "seed", params_path)),
+    )
+    return spec, config

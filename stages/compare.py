@@ -13,26 +13,27 @@ import argparse
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from segnas.compare import (
     GROUPS,
     SETUPS,
-    CompareConfig,
     CompareLayout,
     assemble,
-    compare_hash,
     long_setup,
     require_controller,
     run_compare,
     run_compare_trial,
     write_samples,
 )
+from segnas.compareconfig import CompareConfig, compare_hash
 from segnas.config import load_config, load_params, section, setting
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.errors import SegnasError
 from segnas.pipeline.paths import COMPARE, PREPARED, SPLIT, STEM_CACHE, require_project_root
 from segnas.search.config import SearchConfig
-from segnas.search.controller import load_controller, read_checkpoint
+from segnas.search.controller import load_controller
+from segnas.search.identity import check_controller_matches
 from segnas.trial.spec import TrialSpec
 
 
@@ -53,11 +54,14 @@ def _parser() -> argparse.ArgumentParser:
 def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
     require_project_root(__file__)
     params = load_params(params_path)
+    config = load_config(CompareConfig, section(params, "compare", params_path), "compare")
     search = SearchConfig.from_params(
         section(params, "search", params_path), int(setting(params, "seed", params_path))
     )
     require_controller(search, params_path)
-    config = load_config(CompareConfig, section(params, "compare", params_path), "compare")
+    search, search_hash = check_controller_matches(
+        Path(config.controller), params, params_path, "compare"
+    )
     stem_weights = str(section(params, "stem", params_path)["weights"])
     device = str(resolve_device(str(setting(params, "device", params_path))))
     base = TrialSpec(search.objective, search.eval, search.target, device=device)
@@ -79,7 +83,6 @@ def _setup(params_path: str) -> tuple[CompareConfig, SearchConfig, dict, str]:
         "search": base,
         "long": replace(base, setup=long_setup(search.eval, config.long_phase2_epochs)),
     }
-    search_hash = read_checkpoint(config.controller)["params_hash"]
     return config, search, specs, compare_hash(search_hash, config)
 
 

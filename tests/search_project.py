@@ -99,3 +99,19 @@ def stage_env() -> dict:
     env["OMP_NUM_THREADS"] = "1"
     env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+def tiny_train(params: dict) -> dict:
+    """``params`` training arch0 alone for 2 tiny epochs and evaluating it cheaply."""
+    params["train"].update(
+        architectures=["arch0"],
+        top_k=0,
+        epochs=2,
+        batch_size=4,
+        crop_size=[32, 32],
+        agg_width=16,
+        checkpoint_every=1,
+        val_every=1,
+    )
+    params["evaluate"].update(latency_sizes=[[48, 64]], qualitative=1, threads=1)
+    return params

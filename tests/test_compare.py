@@ -15,10 +15,8 @@ from search_project import TINY_SEARCH_EVAL, make_project, run_stage, tiny_param
 
 from segnas.compare import (
     GROUPS,
-    CompareConfig,
     CompareLayout,
     assemble,
-    compare_hash,
     draw_architectures,
     long_setup,
     run_compare,
@@ -26,6 +24,7 @@ from segnas.compare import (
     search_setup_in_long,
     write_samples,
 )
+from segnas.compareconfig import CompareConfig, compare_hash
 from segnas.config import load_config
 from segnas.errors import ArtifactError, ConfigError
 from segnas.published import resolve_genotype
@@ -233,4 +232,33 @@ def test_the_compare_stage_refuses_a_search_of_another_strategy(tmp_path, capsys
     assert run_stage(root, "compare") == 2
     err = capsys.readouterr().err
     assert "search.strategy is 'random'" in err and "segnas study" in err
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        (("eval", "lr_decoder"), 5.0e-3, "search.eval.lr_decoder 0.002 -> 0.005"),
+        (("rounds",), 2, "search.rounds 1 -> 2"),
+    ],
+)
+def test_compare_refuses_a_search_of_other_params_naming_the_keys(
+    tmp_path, capsys, key, value, shown
+):
+    """Issue 29, item 4: the controller's search must be today's search, through the stage."""
+    from search_project import run_stage, write_params
+
+    params = tiny_params(rounds=1)
+    params["compare"].update(num_archs=2, workers=1)
+    root = make_project(tmp_path / "p", params)
+    assert run_stage(root, "search") == 0
+    section = params["search"]
+    for name in key[:-1]:
+        section = section[name]
+    section[key[-1]] = value
+    write_params(root, params)
+    capsys.readouterr()
+    assert run_stage(root, "compare") == 2
+    err = capsys.readouterr().err
+    assert "search/controller/final.pt comes from a search of other params" in err, err
+    assert f"({shown})" in err and "rerun the search stage first" in err, err
     assert not (root / "compare").exists()

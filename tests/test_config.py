@@ -12,7 +12,7 @@ from search_project import run_stage
 
 from segnas import named_configs
 from segnas.cli import main
-from segnas.compare import CompareConfig
+from segnas.compareconfig import CompareConfig
 from segnas.config import (
     SCHEMA_PATH,
     available_configs,

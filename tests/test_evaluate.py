@@ -188,3 +188,57 @@ def test_evaluate_stage_refuses_a_model_of_other_classes(trained, tmp_path, caps
     assert "data/prepared/synthetic now has 3 classes (background, lesion, vessel)" in err
     assert "rerun the train stage" in err
     assert not (project / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def stage_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Data stages run and arch0 trained for 2 tiny epochs by the train stage."""
+    from search_project import make_project, run_stage, tiny_params, tiny_train
+
+    root = make_project(tmp_path_factory.mktemp("stage") / "p", tiny_train(tiny_params()))
+    assert run_stage(root, "train") == 0
+    return root
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("lr", 0.02, "train.lr 0.01 -> 0.02"),
+        ("crop_size", [48, 48], "train.crop_size [32, 32] -> [48, 48]"),
+        ("architectures", [{"name": "arch0", "genotype": "arch1"}], "train.architectures '"),
+    ],
+)
+def test_evaluate_refuses_models_trained_with_other_params(
+    stage_project, capsys, key, value, shown
+):
+    """Issue 29, item 4: evaluate checks each model against today's train params."""
+    from search_project import run_stage, tiny_params, tiny_train, write_params
+
+    params = tiny_train(tiny_params())
+    params["train"][key] = value
+    write_params(stage_project, params)
+    try:
+        capsys.readouterr()
+        assert run_stage(stage_project, "evaluate") == 2
+        err = capsys.readouterr().err
+        assert "models/arch0/best.pt was trained with other params than params.yaml (" in err
+        assert shown in err and "rerun the train stage first" in err, err
+        assert not (stage_project / "results").exists()
+    finally:
+        write_params(stage_project, tiny_train(tiny_params()))
+        shutil.rmtree(stage_project / "results", ignore_errors=True)
+
+
+def test_evaluate_refuses_a_model_folder_the_params_do_not_train(stage_project, capsys):
+    from search_project import run_stage
+
+    stale = stage_project / "models" / "top0"
+    shutil.copytree(stage_project / "models" / "arch0", stale)
+    try:
+        capsys.readouterr()
+        assert run_stage(stage_project, "evaluate") == 2
+        err = capsys.readouterr().err
+        assert "models/top0 is not a model that params.yaml trains" in err, err
+        assert "give arch0)" in err and not (stage_project / "results").exists()
+    finally:
+        shutil.rmtree(stale)

@@ -210,6 +210,12 @@ def test_training_loop_is_a_dependency_of_train_only():
     assert _stages_importing("segnas/training_loop.py") == {"train"}
 
 
+def test_comparison_code_is_a_dependency_of_compare_only():
+    """report reads the comparison's stamp (segnas/compareconfig.py), not its training code."""
+    assert _stages_importing("segnas/compare.py") == {"compare"}
+    assert _stages_importing("segnas/compareconfig.py") == {"compare", "report"}
+
+
 def test_dvc_data_deps_are_upstream_outputs():
     stages = dvc_stages(REPO)
     produced: set[str] = set()

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from config_values import compare_config
 from PIL import Image
 
@@ -255,3 +256,49 @@ def test_report_stage_refuses_a_missing_qualitative_strip(artifacts, capsys):
     err = capsys.readouterr().err
     assert f"qualitative strip {strip}, which is missing" in err and "evaluate" in err
     assert not (root / "report").exists()
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project whose search (1 round) and comparison (N = 2) are done."""
+    from search_project import make_project, run_stage, tiny_params
+
+    params = tiny_params(rounds=1)
+    params["compare"].update(num_archs=2, workers=1, long_phase2_epochs=1)
+    root = make_project(tmp_path_factory.mktemp("report") / "p", params)
+    assert run_stage(root, "search") == 0
+    assert run_stage(root, "compare") == 0
+    return root
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "shown"),
+    [
+        (
+            "search",
+            "seed",
+            7,
+            "search holds a search of other params than params.yaml (search."
+            "seed 0 -> 7); report would read its results as today's",
+        ),
+        ("compare", "long_phase2_epochs", 2, "compare holds a comparison of other compare params"),
+    ],
+)
+def test_report_refuses_a_search_or_comparison_of_other_params(
+    searched, capsys, section, key, value, shown
+):
+    """Issue 29, item 4: the report checks what it reads against today's params."""
+    from search_project import run_stage, write_params
+
+    original = (searched / "params.yaml").read_text(encoding="utf-8")
+    params = yaml.safe_load(original)
+    params[section][key] = value
+    write_params(searched, params)
+    try:
+        capsys.readouterr()
+        assert run_stage(searched, "report") == 2
+        err = capsys.readouterr().err
+        assert shown in err, err
+        assert not (searched / "report").exists()
+    finally:
+        (searched / "params.yaml").write_text(original, encoding="utf-8")

@@ -349,3 +349,29 @@ def test_train_refuses_a_search_of_other_params_naming_the_keys(tmp_path, capsys
     err = capsys.readouterr().err
     assert "search.seed 0 -> 7" in err and "rerun the search stage" in err
     assert not (root / "models").exists()
+
+
+def test_more_rounds_of_a_trained_search_continue_it_through_the_stage(tmp_path, capsys):
+    """Issue 29, item 3: the identity read back from state.json (lists) equals today's
+    (tuples in the config), so raising search.rounds continues a search whose params hold
+    lists (search.eval.crop_size, input_size), and train names only the keys that differ."""
+    params = tiny_params(rounds=1)
+    root = make_project(tmp_path / "p", params)
+    assert run_stage(root, "search") == 0
+    kept = root / "search" / "rounds" / "r00000" / "e0001.json"
+    before = read_json(kept)["result"]
+    params["search"]["rounds"] = 2
+    write_params(root, params)
+    capsys.readouterr()
+    assert run_stage(root, "search") == 0
+    err = capsys.readouterr().err
+    assert "continuing the search" in err and "(search.rounds 1 -> 2)" in err, err
+    assert not list((root / "search").glob(".previous-*"))
+    assert read_json(kept)["result"] == before  # kept (re-stamped), not evaluated again
+    assert "[search] 2/4" not in err  # the progress starts at the two kept evaluations
+    params["search"]["seed"] = 7
+    params["train"].update(top_k=1, architectures=[], epochs=1)
+    write_params(root, params)
+    assert run_stage(root, "train") == 2
+    err = capsys.readouterr().err
+    assert "(search.seed 0 -> 7)" in err, err

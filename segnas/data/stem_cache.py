@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..errors import ArtifactError, ConfigError, DataError, SegnasError
+from ..integrity import load_torch, sha256_mismatch
 from ..io import atomic_dir, read_json, sha256_file, torch_load_reason, write_json
 from ..progress import Progress
 from ..stem import STEM_CHANNELS, STEM_STRIDES, MobileNetV2Stem, stem_state_hash
@@ -199,7 +200,7 @@ class StemCache:
         """The stem (eval mode) whose outputs were cached, checked against the header hash."""
         path = self.root / STEM_FILE
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_torch(path)
             stem = MobileNetV2Stem()
             stem.load_state_dict(state)
         except FileNotFoundError:
@@ -230,15 +231,13 @@ def _mismatch(path: Path, field: str, found: object, expected: object) -> Artifa
     )
 
 
-def open_stem_cache(
-    out_dir: str | Path, expected: dict | None = None, verify_checksums: bool = False
-) -> StemCache:
+def open_stem_cache(out_dir: str | Path, expected: dict | None = None) -> StemCache:
     """Open and verify a stem cache.
 
-    Checks every array's shape and dtype against ``header.json`` (and, with
-    ``verify_checksums``, its SHA-256), and every ``expected`` header field (e.g.
-    ``{"stem_hash": ..., "crop_size": [h, w]}``). Raises :class:`ArtifactError` naming the file
-    and the mismatching field.
+    Checks every array's shape, dtype and SHA-256 against ``header.json`` (each file version is
+    hashed once per process: ``segnas.integrity.sha256_mismatch``), and every ``expected``
+    header field (e.g. ``{"stem_hash": ..., "crop_size": [h, w]}``). Raises
+    :class:`ArtifactError` naming the file and the mismatching field.
     """
     root = Path(out_dir)
     header_path = root / HEADER_FILE
@@ -282,8 +281,9 @@ def open_stem_cache(
                 raise _mismatch(source, f"dtype of {name}", str(array.dtype), dtype)
         if path.stat().st_size != info.get("bytes"):
             raise _mismatch(path, "bytes", path.stat().st_size, info.get("bytes"))
-        if verify_checksums and sha256_file(path) != info.get("sha256"):
-            raise _mismatch(path, "sha256", sha256_file(path), info.get("sha256"))
+        found = sha256_mismatch(path, str(info.get("sha256")))
+        if found is not None:
+            raise _mismatch(path, "sha256", found, info.get("sha256"))
         opened[name] = array
     return StemCache(root, header, opened["quarter"], opened["eighth"], opened["labels"])
 

@@ -120,21 +120,24 @@ REGISTRY: tuple[Stage, ...] = (
     Stage(
         "train",
         "full training of params `train.architectures` + the search's top_k -> models/<name>/",
-        ("seed", "device", "stem", "train"),
+        # search: top_k reads the search's results only after checking they are today's
+        ("seed", "device", "stem", "search", "train"),
         (PREPARED.as_posix(), f"{SEARCH}/top.json"),
         (Output(MODELS.as_posix()),),
+        run_only=("search.workers", "search.progress_interval"),
     ),
     Stage(
         "evaluate",
         "test-split scores, model facts, latency, ONNX -> results/<name>/, results/metrics.json",
-        ("device", "evaluate"),
+        ("seed", "device", "stem", "train", "evaluate"),
         (PREPARED.as_posix(), MODELS.as_posix()),
         (Output(RESULTS.as_posix()),),
+        run_only=("train.threads", "train.num_workers"),
     ),
     Stage(
         "report",
         "report/report.html + report.md + summary.json from every artifact",
-        ("report",),
+        ("seed", "stem", "search", "compare", "report"),
         (
             "segnas/report/paper_results.yaml",
             f"{SEARCH}/archs.csv",
@@ -145,6 +148,7 @@ REGISTRY: tuple[Stage, ...] = (
             RESULTS.as_posix(),
         ),
         (Output(REPORT.as_posix()),),
+        run_only=("search.workers", "search.progress_interval", "compare.workers"),
     ),
 )
 STAGES: tuple[str, ...] = tuple(s.name for s in REGISTRY)

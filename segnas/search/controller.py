@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ArtifactError
+from ..integrity import DamagedArchive, load_torch, non_finite
 from ..io import torch_load_reason
 from ..space import Block, Genotype, SearchSpace, Template
 
@@ -236,13 +237,21 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise ArtifactError(f"{path} does not exist; run the search stage first")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_torch(path)
+    except DamagedArchive as exc:
+        raise ArtifactError(f"{path}: {exc}; rerun the search stage") from exc
     except Exception as exc:
         raise ArtifactError(
             f"{path} is not a readable controller checkpoint ({torch_load_reason(exc)})"
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ArtifactError(f"{path} is not a segnas controller checkpoint ({CHECKPOINT_FORMAT})")
+    bad = non_finite(payload)
+    if bad is not None:
+        raise ArtifactError(
+            f"{path}: tensor {bad} is NaN or infinite; the checkpoint is damaged, rerun the "
+            "search stage"
+        )
     return payload
 
 

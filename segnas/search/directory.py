@@ -18,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
+from ..identity import differing_keys
 from ..io import read_json, save_torch, write_json
 from .controller import read_checkpoint
-from .identity import differing_keys
 from .layout import SearchLayout
 
 # What ``assemble`` writes from the rounds: stale as soon as the params hash changes.

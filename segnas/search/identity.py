@@ -8,32 +8,16 @@ round; ``search/state.json`` records both.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..config import section, setting
 from ..errors import ArtifactError, ConfigError
+from ..identity import describe_difference
 from ..io import read_json, sha256_file
 from ..pipeline.paths import SPLIT, STEM_CACHE
 from .config import SearchConfig, params_hash_of
-
-
-def _flatten(value: object, prefix: str = "") -> dict[str, object]:
-    if isinstance(value, dict):
-        out: dict[str, object] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: value}
-
-
-def differing_keys(old: dict, new: dict) -> dict[str, tuple[object, object]]:
-    """``{dotted key: (old, new)}`` for every leaf that differs between two identities."""
-    flat_old, flat_new = _flatten(old), _flatten(new)
-    return {
-        key: (flat_old.get(key), flat_new.get(key))
-        for key in sorted(set(flat_old) | set(flat_new))
-        if flat_old.get(key) != flat_new.get(key)
-    }
+from .controller import read_checkpoint
 
 
 def data_fingerprint(split_dir: Path = SPLIT, cache_dir: Path = STEM_CACHE) -> dict[str, str]:
@@ -43,6 +27,13 @@ def data_fingerprint(split_dir: Path = SPLIT, cache_dir: Path = STEM_CACHE) -> d
         if not path.is_file():
             raise ConfigError(f"{path} does not exist; run the split and cache_stem stages first")
     return {str(path): sha256_file(path)[:16] for path in files}
+
+
+def identity_of(config: SearchConfig, extra: dict | None = None) -> dict:
+    """The identity that ``params_hash_of(config, extra)`` hashes, in its JSON form (lists, not
+    tuples): the form ``state.json`` gives back, so a stored and a fresh identity compare equal
+    key by key."""
+    return json.loads(json.dumps({"search": config.result_fields(), **(extra or {})}))
 
 
 def search_identity(params: dict, params_path: str) -> tuple[SearchConfig, dict, str]:
@@ -58,27 +49,51 @@ def search_identity(params: dict, params_path: str) -> tuple[SearchConfig, dict,
     return config, extra, params_hash_of(config, extra)
 
 
+def _recorded_identity(search_dir: Path, found: str) -> dict | None:
+    """The identity ``search_dir/state.json`` records for the params hash ``found``, if any."""
+    state_path = search_dir / "state.json"
+    if not state_path.is_file():
+        return None
+    state = read_json(state_path)
+    return state.get("identity") if str(state.get("params_hash")) == found else None
+
+
+def _refuse(what: str, params_path: str, why: str, reader: str) -> ArtifactError:
+    return ArtifactError(
+        f"{what} of other params than {params_path} ({why}); {reader} would read its results "
+        "as today's: rerun the search stage first"
+    )
+
+
 def check_search_matches(search_dir: Path, params: dict, params_path: str, reader: str) -> None:
     """Refuse (naming the differing keys) when ``search_dir`` holds the search of other params
     than ``params``: ``reader`` would take another search's results for today's."""
     config, extra, expected = search_identity(params, params_path)
     state_path = search_dir / "state.json"
     if state_path.is_file():
-        state = read_json(state_path)
-        found, identity = str(state.get("params_hash")), state.get("identity")
+        found = str(read_json(state_path).get("params_hash"))
     else:  # the Snakemake fan-out keeps no state file: its rounds carry the hash
         samples = sorted((search_dir / "rounds").glob("*/samples.json"))
         if not samples:
             return
-        found, identity = str(read_json(samples[-1]).get("params_hash")), None
+        found = str(read_json(samples[-1]).get("params_hash"))
     if found == expected:
         return
-    why = f"params hash {found} != {expected}"
-    if identity is not None:
-        current = {"search": config.result_fields(), **extra}
-        diff = differing_keys(identity, current)
-        why = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in diff.items()) or why
-    raise ArtifactError(
-        f"{search_dir} holds a search of other params than {params_path} ({why}); {reader} "
-        "would read its results as today's: rerun the search stage first"
-    )
+    stored = _recorded_identity(search_dir, found)
+    why = describe_difference(stored, identity_of(config, extra), found, expected)
+    raise _refuse(f"{search_dir} holds a search", params_path, why, reader)
+
+
+def check_controller_matches(
+    controller: Path, params: dict, params_path: str, reader: str
+) -> tuple[SearchConfig, str]:
+    """Today's search config and params hash, once the controller checkpoint ``controller``
+    is known to come from the search of today's params (else refuse, naming the keys that
+    differ when its search directory's ``state.json`` records them)."""
+    config, extra, expected = search_identity(params, params_path)
+    found = str(read_checkpoint(controller).get("params_hash"))
+    if found != expected:
+        stored = _recorded_identity(controller.parent.parent, found)
+        why = describe_difference(stored, identity_of(config, extra), found, expected)
+        raise _refuse(f"{controller} comes from a search", params_path, why, reader)
+    return config, expected

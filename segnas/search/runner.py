@@ -14,6 +14,7 @@ from ..trial.reward import estimated_cost
 from ..trial.spec import TrialSpec
 from .config import SearchConfig
 from .directory import prepare_directory
+from .identity import identity_of
 from .layout import SearchLayout
 from .lock import directory_lock
 from .log import Record
@@ -51,8 +52,7 @@ def _run_search(
     space: SearchSpace,
     extra: dict | None,
 ) -> list[Record]:
-    identity = {"search": config.result_fields(), **(extra or {})}
-    prepare_directory(layout, params_hash, identity, stream)
+    prepare_directory(layout, params_hash, identity_of(config, extra), stream)
     remove_stale_temps_under(layout.root)
     done = sum(
         layout.evaluation(r, i).is_file()
