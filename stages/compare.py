@@ -20,6 +20,7 @@ from segnas.compare import (
     SETUPS,
     CompareLayout,
     assemble,
+    check_controller_matches,
     long_setup,
     require_controller,
     run_compare,
@@ -33,7 +34,6 @@ from segnas.errors import SegnasError
 from segnas.pipeline.paths import COMPARE, PREPARED, SPLIT, STEM_CACHE, require_project_root
 from segnas.search.config import SearchConfig
 from segnas.search.controller import load_controller
-from segnas.search.identity import check_controller_matches
 from segnas.trial.spec import TrialSpec
 
 

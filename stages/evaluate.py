@@ -56,7 +56,6 @@ def check_models(
             )
         checkpoint = pick_checkpoint(MODELS / name, spec["checkpoint"])
         meta = load_checkpoint(checkpoint)["meta"]
-        check_trained_with(checkpoint, meta, train_config, dataset, trained.get(name), params_path)
         check_classes(
             checkpoint,
             meta,
@@ -65,6 +64,7 @@ def check_models(
             f"the dataset was prepared again since training: rerun the train stage "
             f"(dvc repro train), or prepare {dataset} as it was",
         )
+        check_trained_with(checkpoint, meta, train_config, dataset, trained.get(name), params_path)
     return names
 
 

@@ -26,7 +26,8 @@ def check_inputs(params: DeclaredParams, params_path: str) -> None:
     them as today's results."""
     if not (SEARCH / "top.json").is_file():
         return
-    check_search_matches(SEARCH, params, params_path, "report")
+    if not check_search_matches(SEARCH, params, params_path, "report"):
+        return  # no search of the stage's making: its comparison has nothing to match
     samples = COMPARE / "samples.json"
     if samples.is_file():
         config = load_config(CompareConfig, section(params, "compare", params_path), "compare")

@@ -173,7 +173,9 @@ def test_cli_train_uses_search_widths(capsys):
 
 
 def test_cli_rejects_bad_values(capsys):
-    assert main(["bench", "latency", "--threads", "0"]) == 2
-    assert "--threads" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse names the option
+        main(["bench", "latency", "--threads", "0"])
+    assert refused.value.code == 2
+    assert "argument --threads: '0' must be at least 1" in capsys.readouterr().err
     assert main(["bench", "latency", "--arch", "arch9"]) == 2
     assert "arch9" in capsys.readouterr().err

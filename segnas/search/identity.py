@@ -17,7 +17,6 @@ from ..identity import describe_difference
 from ..io import read_json, sha256_file
 from ..pipeline.paths import SPLIT, STEM_CACHE
 from .config import SearchConfig, params_hash_of
-from .controller import read_checkpoint
 
 
 def data_fingerprint(split_dir: Path = SPLIT, cache_dir: Path = STEM_CACHE) -> dict[str, str]:
@@ -49,7 +48,7 @@ def search_identity(params: dict, params_path: str) -> tuple[SearchConfig, dict,
     return config, extra, params_hash_of(config, extra)
 
 
-def _recorded_identity(search_dir: Path, found: str) -> dict | None:
+def recorded_identity(search_dir: Path, found: str) -> dict | None:
     """The identity ``search_dir/state.json`` records for the params hash ``found``, if any."""
     state_path = search_dir / "state.json"
     if not state_path.is_file():
@@ -58,42 +57,28 @@ def _recorded_identity(search_dir: Path, found: str) -> dict | None:
     return state.get("identity") if str(state.get("params_hash")) == found else None
 
 
-def _refuse(what: str, params_path: str, why: str, reader: str) -> ArtifactError:
+def refuse_stale(what: str, params_path: str, why: str, reader: str) -> ArtifactError:
     return ArtifactError(
         f"{what} of other params than {params_path} ({why}); {reader} would read its results "
         "as today's: rerun the search stage first"
     )
 
 
-def check_search_matches(search_dir: Path, params: dict, params_path: str, reader: str) -> None:
+def check_search_matches(search_dir: Path, params: dict, params_path: str, reader: str) -> bool:
     """Refuse (naming the differing keys) when ``search_dir`` holds the search of other params
-    than ``params``: ``reader`` would take another search's results for today's."""
-    config, extra, expected = search_identity(params, params_path)
+    than ``params``: ``reader`` would take another search's results for today's. False when
+    no search of the stage's making is there to check (no state file, no rounds)."""
     state_path = search_dir / "state.json"
     if state_path.is_file():
         found = str(read_json(state_path).get("params_hash"))
     else:  # the Snakemake fan-out keeps no state file: its rounds carry the hash
         samples = sorted((search_dir / "rounds").glob("*/samples.json"))
         if not samples:
-            return
+            return False
         found = str(read_json(samples[-1]).get("params_hash"))
-    if found == expected:
-        return
-    stored = _recorded_identity(search_dir, found)
-    why = describe_difference(stored, identity_of(config, extra), found, expected)
-    raise _refuse(f"{search_dir} holds a search", params_path, why, reader)
-
-
-def check_controller_matches(
-    controller: Path, params: dict, params_path: str, reader: str
-) -> tuple[SearchConfig, str]:
-    """Today's search config and params hash, once the controller checkpoint ``controller``
-    is known to come from the search of today's params (else refuse, naming the keys that
-    differ when its search directory's ``state.json`` records them)."""
     config, extra, expected = search_identity(params, params_path)
-    found = str(read_checkpoint(controller).get("params_hash"))
-    if found != expected:
-        stored = _recorded_identity(controller.parent.parent, found)
-        why = describe_difference(stored, identity_of(config, extra), found, expected)
-        raise _refuse(f"{controller} comes from a search", params_path, why, reader)
-    return config, expected
+    if found == expected:
+        return True
+    stored = recorded_identity(search_dir, found)
+    why = describe_difference(stored, identity_of(config, extra), found, expected)
+    raise refuse_stale(f"{search_dir} holds a search", params_path, why, reader)
