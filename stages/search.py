@@ -81,7 +81,7 @@ def search(params: DeclaredParams, args: argparse.Namespace) -> str:
     start = time.monotonic()
     layout = SearchLayout(SEARCH)
     config, extra, params_hash = search_identity(params, args.params)
-    spec = TrialSpec.from_params(config, extra, params, args.params)
+    spec = TrialSpec.from_params(config, params, args.params)
     if spec.device != "cpu":
         spec = replace(spec, device=str(resolve_device(spec.device)))
     if (args.step or "run") != "run":

@@ -4,6 +4,7 @@ user errors become one line with exit status 2."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,14 @@ def test_run_stage_prints_the_closing_line_or_one_error_line(capsys, monkeypatch
 
     with pytest.raises(UndeclaredSection):  # a bug, not a user error: never swallowed
         run_stage("split", undeclared, [])
+
+
+def test_every_stage_script_goes_through_run_stage():
+    """So every stage sees only its declared sections (a run reading another one fails)."""
+    from segnas.pipeline.stages import REGISTRY
+
+    root = Path(__file__).resolve().parents[1]
+    for entry in REGISTRY:
+        text = (root / entry.script).read_text(encoding="utf-8")
+        assert f'run_stage("{entry.name}"' in text, entry.script
+        assert "load_params" not in text, f"{entry.script} reads params around run_stage"

@@ -145,7 +145,7 @@ def run_one(
             )
         return done
     start = time.monotonic()
-    spec = TrialSpec.from_params(config, extra, params, params_path)
+    spec = TrialSpec.from_params(config, params, params_path)
     stream.write(f"[study] {run_name(strategy, seed)}: search ({config.total} architectures)\n")
     records = run_search(
         SearchLayout(layout.search_dir(strategy, seed)),

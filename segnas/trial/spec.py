@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..config import setting
+from ..config import section, setting
 from ..pipeline.paths import PREPARED, SPLIT, STEM_CACHE
 from ..provenance import provenance
 from ..published import resolve_genotype
@@ -35,11 +35,9 @@ class TrialSpec:
     device: str = "cpu"
 
     @classmethod
-    def from_params(
-        cls, config: SearchConfig, extra: dict, params: dict, params_path: str
-    ) -> TrialSpec:
-        """The reward of the search that ``params`` describe (``config`` and ``extra`` from
-        ``search.identity.search_identity``); the split must have run for a trained reward."""
+    def from_params(cls, config: SearchConfig, params: dict, params_path: str) -> TrialSpec:
+        """The reward of the search that ``params`` describe (``config`` their search section
+        as a typed config); the split must have run for a trained reward."""
         if config.objective != "train":
             return cls(config.objective, config.eval, config.target)
         from ..data.split import read_split_info
@@ -52,7 +50,7 @@ class TrialSpec:
             prepared_dir=str(PREPARED / dataset),
             split_dir=str(SPLIT),
             cache_dir=str(STEM_CACHE),
-            stem_weights=extra["stem_weights"],
+            stem_weights=str(section(params, "stem", params_path)["weights"]),
             device=str(setting(params, "device", params_path)),
         )
 
