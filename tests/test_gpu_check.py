@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from config_values import eval_setup
 
 from segnas.data.synthetic import generate_synthetic
 from segnas.trial.recipe import TrialSetup
@@ -71,31 +72,8 @@ print(sorted(new - {{"segnas", "gpu_check"}}))
 
 
 def setup(**values: object) -> TrialSetup:
-    base = dict(
-        phase1_epochs=5,
-        phase2_epochs=5,
-        lr_decoder_phase1=7e-3,
-        lr_decoder=2e-3,
-        lr_stem=5e-4,
-        batch_size=32,
-        crop_size=(321, 321),
-        scale_range=(0.5, 2.0),
-        flip=True,
-        val_size=None,
-        agg_width=48,
-        sep_conv_units=1,
-        threads=1,
-        channels_last=True,
-        early_stop_reward=None,
-        input_size=(1024, 2048),
-        measure_latency=True,
-        latency_target_ms=None,
-        latency_weight=0.0,
-        lr_schedule="constant",
-        ema_decay=None,
-        common_order=False,
-    )
-    return TrialSetup(**{**base, **values})
+    """The paper's search recipe at CityScapes size (the shared test values otherwise)."""
+    return eval_setup(**{"channels_last": True, "input_size": (1024, 2048), **values})
 
 
 def test_scaling_to_the_paper_multiplies_each_phase_by_its_share_of_the_work():
