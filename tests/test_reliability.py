@@ -105,11 +105,14 @@ WRITER = r"""
 import hashlib, sys
 from segnas.io import write_bytes
 target, size = sys.argv[1], int(sys.argv[2])
+bodies = []
+for i in range(2):
+    body = hashlib.sha256(str(i).encode()).digest() * (size // 32)
+    bodies.append(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
 print("ready", flush=True)
 i = 0
 while True:
-    body = hashlib.sha256(str(i).encode()).digest() * (size // 32)
-    write_bytes(target, hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    write_bytes(target, bodies[i % 2])
     if i == 0:
         print("wrote", flush=True)
     i += 1
@@ -122,13 +125,15 @@ def _complete(path: Path) -> bool:
 
 
 def test_sigkill_during_atomic_writes_never_leaves_a_truncated_file(tmp_path):
-    """A writer of 8 MiB artifacts is SIGKILLed at 8 seeded random moments after its first
-    write: the final name always holds a complete file; partial data only in hidden temp
-    files."""
+    """A writer of 8 MiB artifacts (precomputed, so it spends its time writing) is SIGKILLed at
+    seeded random moments after its first write, at least 8 times and until 3 kills landed
+    inside a write: the final name always holds a complete file; partial data only in hidden
+    temp files."""
     target = tmp_path / "out" / "artifact.bin"
     rng = random.Random(0)
-    mid_write = 0
-    for _ in range(8):
+    mid_write = kills = 0
+    while kills < 8 or (mid_write < 3 and kills < 60):
+        kills += 1
         proc = subprocess.Popen(
             [sys.executable, "-c", WRITER, str(target), str(8 << 20)],
             stdout=subprocess.PIPE,
@@ -148,7 +153,7 @@ def test_sigkill_during_atomic_writes_never_leaves_a_truncated_file(tmp_path):
         mid_write += bool(leftovers)
         remove_stale_temps(target)
         assert [p.name for p in target.parent.iterdir()] in ([], [target.name])
-    assert mid_write >= 1, "no kill landed during a write; the test did not exercise anything"
+    assert mid_write >= 3, f"{kills} kills, {mid_write} inside a write: too little exercised"
     assert target.exists() and _complete(target)
 
 
