@@ -1,7 +1,8 @@
 # segnas pipeline for Snakemake: the same stages, inputs and outputs as dvc.yaml, with the search
 # fanned out into per-round jobs (workflow/rules/search.smk). Every rule reruns when its code
 # (stage script + the segnas modules it imports), its inputs or the params sections it reads
-# change. Run: snakemake --profile workflow/profiles/local   (see docs/pipeline.md)
+# change, the last also after a DVC run (each stage's params file, common.smk's params_input).
+# Run: snakemake --profile workflow/profiles/local   (see docs/pipeline.md)
 from snakemake.utils import min_version
 
 min_version("8.20")

@@ -23,6 +23,13 @@ from segnas.pipeline.deps import expand_deps, stage_code_deps
 from segnas.pipeline.digests import stage_hashes
 from segnas.pipeline.dvcgen import dvc_stages, render_dvc_yaml
 from segnas.pipeline.reference import copy_sources
+from segnas.pipeline.ruleparams import (
+    LONG_AGO,
+    PARAMS_DIR,
+    locked_params,
+    made_path,
+    params_file,
+)
 from segnas.pipeline.stages import PLOTS, REGISTRY, STAGES
 from segnas.pipeline.stages import stage as registered
 
@@ -259,6 +266,10 @@ def test_snakemake_declares_the_same_inputs_and_outputs_as_dvc(tmp_path):
         commands[stage].add(str(job["shell"]))
     for name, spec in dvc_stages(REPO).items():
         code, data = _code_and_data_deps(name)
+        # DVC's params are a file of the stage's params for Snakemake (every rule of it reads)
+        params_file = f"{PARAMS_DIR.as_posix()}/{name}.json"
+        assert params_file in inputs[name], (name, "rules without the stage's params file")
+        inputs[name].discard(params_file)
         external_inputs = {f for f in inputs[name] if f not in outputs[name]}
         declared = _outs(spec)
         uncovered = {o for o in declared if not any(_under(f, o) for f in outputs[name])}
@@ -273,6 +284,53 @@ def test_snakemake_lint_is_clean(tmp_path):
     workspace = make_workspace(tmp_path / "ws")
     output = _run(["snakemake", "--lint"], workspace)
     assert "Congratulations, your workflow is in a good condition!" in output, output
+
+
+def test_a_stage_params_file_changes_only_with_its_params_and_is_old_where_dvc_ran_them(
+    tmp_path,
+):
+    """Issue 29, item 7, unit level: the file is rewritten only when the stage's params change
+    (run-only keys left out); dated now, or long ago where dvc.lock holds exactly these params
+    (DVC writes YAML 1.2: 1e-05 is a float)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    relative = params_file("train", params, tmp_path)
+    path = tmp_path / relative
+    assert relative == f"{PARAMS_DIR.as_posix()}/train.json"
+    assert json.loads(path.read_text()) == registered("train").params(params)
+    assert path.stat().st_mtime > LONG_AGO
+    earlier = path.stat().st_mtime_ns - 100 * 10**9
+    os.utime(path, ns=(earlier, earlier))
+    params_file("train", params, tmp_path)  # unchanged: untouched
+    assert path.stat().st_mtime_ns == earlier
+    params["search"]["workers"] = 7  # a run-only key of search
+    params_file("search", params, tmp_path)
+    dated = (tmp_path / PARAMS_DIR / "search.json").stat().st_mtime_ns
+    params["search"]["workers"] = 1
+    params_file("search", params, tmp_path)
+    assert (tmp_path / PARAMS_DIR / "search.json").stat().st_mtime_ns == dated
+    train = dict(params["train"], epochs=3, weight_decay=1.0e-5)
+    lock_params = {"seed": params["seed"], "device": params["device"], "stem": params["stem"]}
+    lock_params |= {f"train.{key}": value for key, value in train.items()}
+    search = registered("train").params(params)["search"]  # the search keys train reads
+    lock_params |= {f"search.{key}": value for key, value in search.items()}
+    lock = yaml.safe_dump({"stages": {"train": {"params": {"params.yaml": lock_params}}}})
+    (tmp_path / "dvc.lock").write_text(lock.replace("1.0e-05", "1e-05"), encoding="utf-8")
+    assert "weight_decay: 1e-05" in (tmp_path / "dvc.lock").read_text()
+    assert locked_params(tmp_path)["train"]["train"] == train
+    params["train"] = train
+    params_file("train", params, tmp_path)
+    assert path.stat().st_mtime == LONG_AGO
+    params["train"] = dict(train, epochs=4)
+    params_file("train", params, tmp_path)
+    assert path.stat().st_mtime_ns > earlier
+    # Snakemake then made the outputs (its record is newer than dvc.lock): epochs 4 is theirs
+    shutil.copy(path, tmp_path / made_path("train"))
+    params["train"] = train
+    params_file("train", params, tmp_path)
+    assert path.stat().st_mtime > LONG_AGO
+    params["train"] = dict(train, epochs=4)
+    params_file("train", params, tmp_path)
+    assert path.stat().st_mtime == LONG_AGO
 
 
 # ---------------------------------------------------------------- slow: real runs
@@ -364,6 +422,40 @@ def test_snakemake_report_holds_the_tagged_outputs_with_captions(snakemake_clean
 def test_snakemake_has_nothing_to_do_after_dvc_repro(dvc_clean):
     """No stage rewrites a file after a job downstream of it read it: the engines agree."""
     assert snakemake_plan(dvc_clean[0]) == []
+
+
+@pytest.mark.slow
+def test_snakemake_sees_a_params_edit_after_dvc_repro(tmp_path):
+    """Issue 29, item 7: outputs DVC made have no Snakemake metadata, yet a params edit after
+    ``dvc repro`` makes Snakemake schedule exactly the stages it affects (each stage's rules
+    read a file of its params that changes only when they do); nothing when nothing changed,
+    and a dry run changes nothing. On a tiny quickstart (tiny data, search, compare, training)."""
+    from search_project import tiny_params, tiny_train, write_params
+
+    workspace = make_workspace(tmp_path / "ws")
+    params = tiny_train(tiny_params(rounds=1))
+    params["compare"].update(num_archs=2, workers=1, long_phase2_epochs=1)
+    write_params(workspace, params)
+    commit_all(workspace, "tiny params")
+    assert sorted(dvc_repro(workspace)) == sorted(STAGES)
+    assert snakemake_plan(workspace) == []
+    original = (workspace / "params.yaml").read_bytes()
+    set_param(workspace, TRAIN_KEY, 3)
+    assert snakemake_plan(workspace) == TRAIN_ONLY
+    assert snakemake_plan(workspace) == TRAIN_ONLY  # planning left no trace
+    (workspace / "params.yaml").write_bytes(original)
+    assert snakemake_plan(workspace) == []
+    set_param(workspace, SEARCH_SEED_KEY, 7)
+    planned = snakemake_plan(workspace)
+    assert planned[0] == "search" and set(planned) == SEARCH_ONWARD, planned
+    (workspace / "params.yaml").write_bytes(original)
+    assert snakemake_plan(workspace) == []
+    # Snakemake runs the edit; going back to DVC's params is then a change for it too
+    set_param(workspace, TRAIN_KEY, 3)
+    assert snakemake_run(workspace) == TRAIN_ONLY
+    assert snakemake_plan(workspace) == []
+    (workspace / "params.yaml").write_bytes(original)
+    assert snakemake_plan(workspace) == TRAIN_ONLY
 
 
 def _git_tracked_outputs(dvc_yaml: Path) -> list[str]:

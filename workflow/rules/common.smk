@@ -5,6 +5,7 @@ import json
 from segnas.config import load_params, validate_params
 from segnas.errors import SegnasError
 from segnas.pipeline.deps import stage_code_deps
+from segnas.pipeline.ruleparams import made_path, params_file
 from segnas.pipeline.stages import stage
 from segnas.search.layout import SearchLayout
 
@@ -50,9 +51,28 @@ def stage_dir(name):
 GPU = 1 if str(config["device"]).startswith("cuda") else 0
 
 
+_PARAMS_FILES = {}
+
+
+def params_input(name):
+    """The file holding stage ``name``'s params (segnas/pipeline/ruleparams.py): an input of
+    each of its rules, rewritten only when those params change, so that Snakemake reruns the
+    stage after a params edit even where DVC made the outputs (no Snakemake metadata)."""
+    if name not in _PARAMS_FILES:
+        _PARAMS_FILES[name] = params_file(name, config, params_path=PARAMS_FILE)
+    return _PARAMS_FILES[name]
+
+
+def made(name):
+    """Shell to append to a stage's last rule: record the params its outputs are now made with
+    (segnas/pipeline/ruleparams.py)."""
+    return f" && cp {params_input(name)} {made_path(name)}"
+
+
 def stage_cmd(stage):
-    """The command both engines run for a stage; progress goes to the terminal and the log."""
-    return f"python stages/{stage}.py --params {PARAMS_FILE} 2>&1 | tee {{log}}"
+    """The command both engines run for a stage (progress to the terminal and the log), then
+    the record of its params."""
+    return f"python stages/{stage}.py --params {PARAMS_FILE} 2>&1 | tee {{log}}{made(stage)}"
 
 
 # Search fan-out helpers (workflow/rules/search.smk; kept here as Snakemake's lint asks).

@@ -3,7 +3,7 @@
 # spread by the executor: local cores or SLURM) train and score them, and `compare` assembles
 # compare/compare.csv and compare/metrics.json. Every job runs the same library step as the
 # local `python stages/compare.py`, so both give identical results (docs/results.md).
-# Needs from common.smk: PARAMS_FILE, code(), stage_params(); from search.smk: SEARCH_DATA, SEARCH_EVAL.
+# Needs from common.smk: PARAMS_FILE, code(), params_input(), made(), stage_params(); from search.smk: SEARCH_DATA, SEARCH_EVAL.
 COMPARE = config.get("compare") or {}
 COMPARE_N = int(COMPARE.get("num_archs", 20))
 COMPARE_CONTROLLER = COMPARE.get("controller", "search/controller/final.pt")
@@ -26,6 +26,7 @@ wildcard_constraints:
 rule compare_sample:
     input:
         code("compare"),
+        params_input("compare"),
         SEARCH_DATA,
         COMPARE_CONTROLLER,
     output:
@@ -46,6 +47,7 @@ rule compare_sample:
 rule compare_trial:
     input:
         code("compare"),
+        params_input("compare"),
         SEARCH_DATA,
         COMPARE_CONTROLLER,
         samples="compare/samples.json",
@@ -68,6 +70,7 @@ rule compare_trial:
 rule compare:
     input:
         code("compare"),
+        params_input("compare"),
         SEARCH_DATA,
         COMPARE_CONTROLLER,
         COMPARE_JOBS,
@@ -87,4 +90,4 @@ rule compare:
         runtime=10,
         gpu=0,
     shell:
-        "python stages/compare.py --params params.yaml assemble 2>&1 | tee {log}"
+        f"python stages/compare.py --params params.yaml assemble 2>&1 | tee {{log}}{made('compare')}"

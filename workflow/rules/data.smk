@@ -5,6 +5,7 @@
 rule prepare:
     input:
         code("prepare"),
+        params_input("prepare"),
         stage_inputs("prepare"),
     output:
         stage_dir("prepare"),
@@ -23,6 +24,7 @@ rule prepare:
 rule split:
     input:
         code("split"),
+        params_input("split"),
         stage_inputs("split"),
     output:
         stage_dir("split"),
@@ -41,6 +43,7 @@ rule split:
 rule cache_stem:
     input:
         code("cache_stem"),
+        params_input("cache_stem"),
         stage_inputs("cache_stem"),
     output:
         stage_dir("cache_stem"),

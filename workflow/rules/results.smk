@@ -8,6 +8,7 @@ TRAIN_MODELS = len(config["train"]["architectures"]) + int(config["train"]["top_
 rule train:
     input:
         code("train"),
+        params_input("train"),
         stage_inputs("train"),
     output:
         stage_dir("train"),
@@ -29,6 +30,7 @@ rule train:
 rule evaluate:
     input:
         code("evaluate"),
+        params_input("evaluate"),
         stage_inputs("evaluate"),
     output:
         report(
@@ -53,6 +55,7 @@ rule evaluate:
 rule report:
     input:
         code("report"),
+        params_input("report"),
         stage_inputs("report"),
     output:
         report(

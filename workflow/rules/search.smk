@@ -4,7 +4,7 @@
 # controller.csv, top.json, metrics.json and controller/final.pt. Every job runs the same library
 # step as the local pool of `python stages/search.py`, so both give identical archs.csv
 # (docs/search.md).
-# Needs from common.smk: code(), stage_params(), SearchLayout, _previous_checkpoint(),
+# Needs from common.smk: code(), params_input(), made(), stage_params(), SearchLayout, _previous_checkpoint(),
 # _round_evaluations().
 SEARCH = config["search"]
 # every file pattern of the fan-out comes from the library's layout (segnas.search.steps)
@@ -30,6 +30,7 @@ wildcard_constraints:
 rule search_sample:
     input:
         code("search"),
+        params_input("search"),
         SEARCH_DATA,
         _previous_checkpoint,
     output:
@@ -50,6 +51,7 @@ rule search_sample:
 rule search_trial:
     input:
         code("search"),
+        params_input("search"),
         SEARCH_DATA,
         samples=SAMPLES,
     output:
@@ -71,6 +73,7 @@ rule search_trial:
 rule search_update:
     input:
         code("search"),
+        params_input("search"),
         SEARCH_DATA,
         _previous_checkpoint,
         _round_evaluations,
@@ -93,6 +96,7 @@ rule search_update:
 rule search:
     input:
         code("search"),
+        params_input("search"),
         SEARCH_DATA,
         [
             str(SEARCH_LAYOUT.evaluation(r, i))
@@ -121,4 +125,4 @@ rule search:
         runtime=10,
         gpu=0,
     shell:
-        "python stages/search.py --params params.yaml assemble 2>&1 | tee {log}"
+        f"python stages/search.py --params params.yaml assemble 2>&1 | tee {{log}}{made('search')}"
