@@ -29,6 +29,7 @@ from typing import Any, TextIO
 import torch
 
 from .compareconfig import CompareConfig
+from .comparelayout import GROUPS, SETUPS, CompareLayout
 from .errors import ArtifactError, ConfigError
 from .identity import describe_difference
 from .io import remove_stale_temps_under, write_json, write_text
@@ -45,8 +46,6 @@ from .trial.recipe import TrialResult, TrialSetup
 from .trial.reward import estimated_cost
 from .trial.spec import TrialSpec
 
-GROUPS = ("controller", "random")
-SETUPS = ("search", "long")
 CSV_COLUMNS = (
     "group",
     "index",
@@ -108,31 +107,6 @@ def search_setup_in_long(specs: Mapping[str, TrialSpec]) -> bool:
         and not setup.latency_weight
         and long == replace(search, setup=replace(setup, phase2_epochs=long.setup.phase2_epochs))
     )
-
-
-class CompareLayout:
-    """File names under the compare directory."""
-
-    def __init__(self, root: str | Path = "compare") -> None:
-        self.root = Path(root)
-
-    @property
-    def samples(self) -> Path:
-        return self.root / "samples.json"
-
-    def evaluation(self, group: str, setup: str, index: int) -> Path:
-        return self.root / "evals" / f"{group}_{setup}_{index:04d}.json"
-
-    @property
-    def csv(self) -> Path:
-        return self.root / "compare.csv"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    def jobs(self, num_archs: int) -> list[tuple[str, str, int]]:
-        return [(g, s, i) for g in GROUPS for s in SETUPS for i in range(num_archs)]
 
 
 # What a step says when a file of the comparison carries another params hash.

@@ -16,7 +16,6 @@ class CompareConfig:
 
     num_archs: int
     long_phase2_epochs: int
-    controller: str
     workers: int
 
     def result_fields(self) -> dict[str, Any]:

@@ -79,6 +79,11 @@ def _key_path(parts: Any, where: str = "") -> str:
 
 
 FOLDER_NAME = "^[A-Za-z0-9_][A-Za-z0-9_-]*$"  # params.schema.yaml, $defs/folder_name
+# Keys that were params and are now fixed inputs: what to do with a params file that has them.
+REMOVED_KEYS = {
+    "compare.controller": "removed: compare always reads search/controller/final.pt; delete it",
+    "report.paper_results": "removed: the report reads segnas/report/paper_results.yaml; delete it",
+}
 
 
 def _describe(error: jsonschema.ValidationError, base: str = "") -> list[str]:
@@ -106,6 +111,7 @@ def _describe(error: jsonschema.ValidationError, base: str = "") -> list[str]:
         for key in extra:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            hint = REMOVED_KEYS.get(f"{prefix}{key}", hint)
             lines.append(f"{prefix}{key}: unknown key ({hint})")
         return lines
     if error.validator == "enum" and "propertyNames" in error.schema_path:

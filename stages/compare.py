@@ -13,7 +13,6 @@ import argparse
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from segnas.compare import (
     GROUPS,
@@ -31,7 +30,7 @@ from segnas.compareconfig import CompareConfig, compare_hash
 from segnas.config import load_config, section, setting
 from segnas.device import keep_freed_memory, resolve_device
 from segnas.pipeline.entry import DeclaredParams, run_stage
-from segnas.pipeline.paths import COMPARE
+from segnas.pipeline.paths import COMPARE, SEARCH_CONTROLLER
 from segnas.search.config import SearchConfig
 from segnas.search.controller import load_controller
 from segnas.trial.spec import TrialSpec
@@ -59,7 +58,7 @@ def _setup(
     )
     require_controller(search, params_path)
     search, search_hash = check_controller_matches(
-        Path(config.controller), params, params_path, "compare"
+        SEARCH_CONTROLLER, params, params_path, "compare"
     )
     base = TrialSpec.from_params(search, params, params_path)
     base = replace(base, device=str(resolve_device(base.device)))
@@ -94,7 +93,7 @@ def compare(params: DeclaredParams, args: argparse.Namespace) -> str:
         provenance = specs["search"].provenance()
         metrics = assemble(layout, config, params_hash, run_provenance=provenance)
     else:
-        controller = load_controller(config.controller)
+        controller = load_controller(SEARCH_CONTROLLER)
         if step == "sample":
             write_samples(layout, controller, config, search.seed, params_hash)
             return f"compare: sampled {config.num_archs} + {config.num_archs} architectures"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from segnas.compareconfig import CompareConfig, compare_hash
 from segnas.config import load_config, section
@@ -46,7 +45,7 @@ def report(params: DeclaredParams, args: argparse.Namespace) -> str:
     start = time.monotonic()
     spec = section(params, "report", args.params)
     check_inputs(params, args.params)
-    inputs = ReportInputs(paper_results=Path(spec["paper_results"]))
+    inputs = ReportInputs()
     written = build_report(
         REPORT, inputs, title=str(spec["title"]), qualitative=int(spec["qualitative"])
     )

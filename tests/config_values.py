@@ -112,9 +112,7 @@ def search_config(**overrides: object) -> SearchConfig:
 def compare_config(**overrides: object) -> CompareConfig:
     """A :class:`CompareConfig` (20 per group, phase 2 of 20 epochs), ``overrides`` replacing
     some."""
-    values = dict(
-        num_archs=20, long_phase2_epochs=20, controller="search/controller/final.pt", workers=1
-    )
+    values = dict(num_archs=20, long_phase2_epochs=20, workers=1)
     return CompareConfig(**{**values, **overrides})
 
 

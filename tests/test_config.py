@@ -64,6 +64,19 @@ def _repo_params() -> dict:
     return load_params(REPO_ROOT / "params.yaml", require_all=True)
 
 
+def test_keys_that_became_fixed_inputs_are_named_as_removed(tmp_path):
+    """Issue 28: ``compare.controller`` and ``report.paper_results`` were params beside the
+    registry's fixed inputs; a params file that still has them is told what to do."""
+    params = _repo_params()
+    params["compare"]["controller"] = "search/controller/final.pt"
+    params["report"]["paper_results"] = "segnas/report/paper_results.yaml"
+    with pytest.raises(ConfigError) as caught:
+        load_params(_write(tmp_path / "params.yaml", params))
+    message = str(caught.value)
+    assert "compare.controller: unknown key (removed: compare always reads" in message
+    assert "report.paper_results: unknown key (removed: the report reads" in message
+
+
 def test_nested_errors_name_the_key_path():
     bad = {"seed": 0, "train": {"epoch": 3, "lr": "fast", "crops": [321, 2]}}
     problems = schema_errors(bad, NESTED_SCHEMA)

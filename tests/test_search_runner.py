@@ -23,7 +23,7 @@ from segnas.errors import ArtifactError
 from segnas.io import read_json
 from segnas.search.config import params_hash_of
 from segnas.search.controller import load_controller
-from segnas.search.directory import ASSEMBLED, prepare_directory
+from segnas.search.directory import prepare_directory
 from segnas.search.identity import check_search_matches
 from segnas.search.layout import SearchLayout
 from segnas.search.log import ARCHS_COLUMNS, CONTROLLER_COLUMNS
@@ -278,8 +278,8 @@ def test_params_that_change_results_move_the_old_search_aside(tmp_path):
     assert "search.seed 0 -> 1" in stream.getvalue() and str(aside) in stream.getvalue()
     assert (aside / "archs.csv").read_bytes() == old_archs
     assert (aside / "rounds").is_dir() and (aside / "controller" / "final.pt").is_file()
-    for name in ("rounds", "controller", *ASSEMBLED):
-        assert not (layout.root / name).exists(), name
+    for path in (layout.rounds_dir, layout.controller_dir, *layout.assembled):
+        assert not path.exists(), path
     run_search(layout, other, params_hash_of(other), spec, io.StringIO())
     run_search(layout, config, old_hash, spec, io.StringIO())  # back: the new one moves aside
     assert (layout.root / "archs.csv").read_bytes() == old_archs

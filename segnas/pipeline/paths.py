@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..search.layout import SearchLayout
+
 PREPARED = Path("data/prepared")
 SPLIT = Path("data/split")
 STEM_CACHE = Path("cache/stem")
@@ -15,6 +17,10 @@ COMPARE = Path("compare")
 MODELS = Path("models")
 RESULTS = Path("results")
 REPORT = Path("report")
+# the search's trained controller, compare's input
+SEARCH_CONTROLLER = SearchLayout(SEARCH).final_checkpoint
+# the paper's published numbers the report shows beside ours (segnas.report.base reads it)
+PAPER_RESULTS = Path("segnas/report/paper_results.yaml")
 
 PROJECT_FILES = ("params.yaml", "dvc.yaml")
 

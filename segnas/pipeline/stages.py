@@ -10,8 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..comparelayout import CompareLayout
 from ..errors import ConfigError
-from .paths import COMPARE, MODELS, PREPARED, REPORT, RESULTS, SEARCH, SPLIT, STEM_CACHE
+from ..search.layout import SearchLayout
+from .paths import (
+    COMPARE,
+    MODELS,
+    PAPER_RESULTS,
+    PREPARED,
+    REPORT,
+    RESULTS,
+    SEARCH,
+    SEARCH_CONTROLLER,
+    SPLIT,
+    STEM_CACHE,
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,8 @@ class Stage:
 
 
 _SEARCH_DATA = (PREPARED.as_posix(), SPLIT.as_posix(), STEM_CACHE.as_posix())
+_SEARCH = SearchLayout(SEARCH)
+_COMPARE = CompareLayout(COMPARE)
 
 REGISTRY: tuple[Stage, ...] = (
     Stage(
@@ -88,13 +103,13 @@ REGISTRY: tuple[Stage, ...] = (
         ("seed", "device", "stem", "search"),
         _SEARCH_DATA,
         (
-            Output(f"{SEARCH}/rounds", persist=True),
-            Output(f"{SEARCH}/controller", persist=True),
-            Output(f"{SEARCH}/archs.csv"),
-            Output(f"{SEARCH}/timings.csv"),
-            Output(f"{SEARCH}/controller.csv"),
-            Output(f"{SEARCH}/top.json"),
-            Output(f"{SEARCH}/metrics.json", metric=True),
+            Output(_SEARCH.rounds_dir.as_posix(), persist=True),
+            Output(_SEARCH.controller_dir.as_posix(), persist=True),
+            Output(_SEARCH.archs_csv.as_posix()),
+            Output(_SEARCH.timings_csv.as_posix()),
+            Output(_SEARCH.controller_csv.as_posix()),
+            Output(_SEARCH.top.as_posix()),
+            Output(_SEARCH.metrics.as_posix(), metric=True),
         ),
         run_only=("search.workers", "search.progress_interval"),
     ),
@@ -102,18 +117,18 @@ REGISTRY: tuple[Stage, ...] = (
         "compare",
         "trained controller vs uniform sampling, search setup vs a longer one",
         ("seed", "device", "stem", "search", "compare"),
-        (*_SEARCH_DATA, f"{SEARCH}/controller/final.pt"),
+        (*_SEARCH_DATA, SEARCH_CONTROLLER.as_posix()),
         (
             Output(
-                f"{COMPARE}/samples.json",
+                _COMPARE.samples.as_posix(),
                 cache=False,
                 note="not cached: DVC rewrites a cached single file after the stage, which "
                 "would make it\nnewer than the evaluations (Snakemake's compare_trial jobs) "
                 "that read it;\ngit keeps it instead (.gitignore leaves it out)",
             ),
-            Output(f"{COMPARE}/evals"),
-            Output(f"{COMPARE}/compare.csv"),
-            Output(f"{COMPARE}/metrics.json", metric=True),
+            Output(_COMPARE.evals_dir.as_posix()),
+            Output(_COMPARE.csv.as_posix()),
+            Output(_COMPARE.metrics.as_posix(), metric=True),
         ),
         run_only=("search.workers", "search.progress_interval", "compare.workers"),
     ),
@@ -122,7 +137,7 @@ REGISTRY: tuple[Stage, ...] = (
         "full training of params `train.architectures` + the search's top_k -> models/<name>/",
         # search: top_k reads the search's results only after checking they are today's
         ("seed", "device", "stem", "search", "train"),
-        (PREPARED.as_posix(), f"{SEARCH}/top.json"),
+        (PREPARED.as_posix(), _SEARCH.top.as_posix()),
         (Output(MODELS.as_posix()),),
         run_only=("search.workers", "search.progress_interval"),
     ),
@@ -139,12 +154,12 @@ REGISTRY: tuple[Stage, ...] = (
         "report/report.html + report.md + summary.json from every artifact",
         ("seed", "stem", "search", "compare", "report"),
         (
-            "segnas/report/paper_results.yaml",
-            f"{SEARCH}/archs.csv",
-            f"{SEARCH}/timings.csv",
-            f"{SEARCH}/controller.csv",
-            f"{SEARCH}/top.json",
-            f"{COMPARE}/compare.csv",
+            PAPER_RESULTS.as_posix(),
+            _SEARCH.archs_csv.as_posix(),
+            _SEARCH.timings_csv.as_posix(),
+            _SEARCH.controller_csv.as_posix(),
+            _SEARCH.top.as_posix(),
+            _COMPARE.csv.as_posix(),
             RESULTS.as_posix(),
         ),
         (Output(REPORT.as_posix()),),

@@ -279,8 +279,8 @@ def build_report(
     figure_dir = out_dir / "figures"
     if not Path(inputs.paper_results).is_file():
         raise ConfigError(
-            f"report.paper_results: {inputs.paper_results} does not exist; point it at a table "
-            f"of published figures (default {PAPER_RESULTS})"
+            f"{inputs.paper_results} does not exist: the paper's published figures ship with "
+            f"segnas (default {PAPER_RESULTS}); reinstall it as the README says"
         )
     paper = read_yaml(inputs.paper_results) or {}
     models = _model_metrics(inputs.results_dir)

@@ -23,8 +23,6 @@ from ..io import read_json, save_torch, write_json
 from .controller import read_checkpoint
 from .layout import SearchLayout
 
-# What ``assemble`` writes from the rounds: stale as soon as the params hash changes.
-ASSEMBLED = ("archs.csv", "timings.csv", "controller.csv", "top.json", "metrics.json")
 EXTENDING_KEY = "search.rounds"
 
 
@@ -63,8 +61,8 @@ def _restamp(layout: SearchLayout, old_hash: str, new_hash: str) -> None:
 
 
 def _remove_assembled(layout: SearchLayout) -> None:
-    for name in ASSEMBLED:
-        (layout.root / name).unlink(missing_ok=True)
+    for path in layout.assembled:  # stale as soon as the params hash changes
+        path.unlink(missing_ok=True)
     layout.final_checkpoint.unlink(missing_ok=True)
 
 
@@ -79,8 +77,8 @@ def _aside_path(layout: SearchLayout, old_hash: str) -> Path:
 
 def _move_aside(layout: SearchLayout, old_hash: str) -> Path | None:
     """Move the old search (rounds, controller, outputs, state) into ``.previous-<hash>/``."""
-    names = ("rounds", "controller", *ASSEMBLED, layout.state.name)
-    present = [layout.root / n for n in names if (layout.root / n).exists()]
+    paths = (layout.rounds_dir, layout.controller_dir, *layout.assembled, layout.state)
+    present = [path for path in paths if path.exists()]
     if not present:
         return None
     aside = _aside_path(layout, old_hash)

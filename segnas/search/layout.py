@@ -26,22 +26,47 @@ class SearchLayout:
         return self.root / "controller"
 
     def round_dir(self, round_index: int | str) -> Path:
-        return self.rounds_dir / f"r{_number(round_index, 5)}"
+        return self.rounds_dir / f"r{padded(round_index, 5)}"
 
     def samples(self, round_index: int | str) -> Path:
         return self.round_dir(round_index) / "samples.json"
 
     def evaluation(self, round_index: int | str, index: int | str) -> Path:
-        return self.round_dir(round_index) / f"e{_number(index, 4)}.json"
+        return self.round_dir(round_index) / f"e{padded(index, 4)}.json"
 
     def checkpoint(self, round_index: int | str) -> Path:
-        return self.controller_dir / f"round_{_number(round_index, 5)}.pt"
+        return self.controller_dir / f"round_{padded(round_index, 5)}.pt"
 
     @property
     def final_checkpoint(self) -> Path:
         return self.controller_dir / "final.pt"
 
+    @property
+    def archs_csv(self) -> Path:
+        return self.root / "archs.csv"
 
-def _number(value: int | str, digits: int) -> str:
+    @property
+    def timings_csv(self) -> Path:
+        return self.root / "timings.csv"
+
+    @property
+    def controller_csv(self) -> Path:
+        return self.root / "controller.csv"
+
+    @property
+    def top(self) -> Path:
+        return self.root / "top.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def assembled(self) -> tuple[Path, ...]:
+        """What the search's last step writes from its rounds."""
+        return (self.archs_csv, self.timings_csv, self.controller_csv, self.top, self.metrics)
+
+
+def padded(value: int | str, digits: int) -> str:
     """``value`` zero-padded to ``digits``; text (a wildcard) as it is."""
     return value if isinstance(value, str) else f"{value:0{digits}d}"

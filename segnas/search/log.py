@@ -14,6 +14,7 @@ from pathlib import Path
 from ..io import write_json, write_text
 from ..provenance import KEY as PROVENANCE
 from ..trial.recipe import STATUS_OK, TrialResult
+from .layout import SearchLayout
 
 ARCHS_COLUMNS = ("round", "index", *TrialResult.ROW_FIELDS)
 TIMINGS_COLUMNS = ("round", "index", "hash", *TrialResult.TIMING_FIELDS)
@@ -120,12 +121,12 @@ def write_outputs(
     """Write ``archs.csv``, ``timings.csv``, ``controller.csv``, ``top.json`` and
     ``metrics.json`` under ``root``; ``controller_stats[r]`` is PPO's update of round ``r``;
     ``run_provenance`` (``segnas.provenance``) goes into ``metrics.json``."""
-    root = Path(root)
-    write_text(root / "archs.csv", archs_csv_text(records))
-    write_text(root / "timings.csv", timings_csv_text(records))
-    write_text(root / "controller.csv", controller_csv_text(records, controller_stats))
-    write_json(root / "top.json", {"top": top_architectures(records, top_k)})
+    layout = SearchLayout(root)
+    write_text(layout.archs_csv, archs_csv_text(records))
+    write_text(layout.timings_csv, timings_csv_text(records))
+    write_text(layout.controller_csv, controller_csv_text(records, controller_stats))
+    write_json(layout.top, {"top": top_architectures(records, top_k)})
     metrics = search_metrics(records)
     if run_provenance is not None:
         metrics[PROVENANCE] = run_provenance
-    write_json(root / "metrics.json", metrics)
+    write_json(layout.metrics, metrics)

@@ -7,6 +7,9 @@ from segnas.errors import SegnasError
 from segnas.pipeline.deps import stage_code_deps
 from segnas.pipeline.ruleparams import made_path, params_file
 from segnas.pipeline.stages import stage
+from segnas.comparelayout import GROUPS, SETUPS, CompareLayout
+from segnas.pipeline.paths import COMPARE as COMPARE_DIR
+from segnas.pipeline.paths import SEARCH as SEARCH_DIR
 from segnas.search.layout import SearchLayout
 
 PARAMS_FILE = "params.yaml"
@@ -75,12 +78,17 @@ def stage_cmd(stage):
     return f"python stages/{stage}.py --params {PARAMS_FILE} 2>&1 | tee {{log}}{made(stage)}"
 
 
+# Where the fan-outs' files live: the library's layouts (segnas.search.layout, comparelayout).
+SEARCH_LAYOUT = SearchLayout(SEARCH_DIR)
+COMPARE_LAYOUT = CompareLayout(COMPARE_DIR)
+
+
 # Search fan-out helpers (workflow/rules/search.smk; kept here as Snakemake's lint asks).
 def _previous_checkpoint(wildcards):
     r = int(wildcards.round)
-    return [] if r == 0 else [str(SearchLayout("search").checkpoint(r - 1))]
+    return [] if r == 0 else [str(SEARCH_LAYOUT.checkpoint(r - 1))]
 
 
 def _round_evaluations(wildcards):
-    layout = SearchLayout("search")
-    return [str(layout.evaluation(int(wildcards.round), i)) for i in range(SEARCH_B)]
+    round_index = int(wildcards.round)
+    return [str(SEARCH_LAYOUT.evaluation(round_index, i)) for i in range(SEARCH_B)]

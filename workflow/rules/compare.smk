@@ -3,24 +3,21 @@
 # spread by the executor: local cores or SLURM) train and score them, and `compare` assembles
 # compare/compare.csv and compare/metrics.json. Every job runs the same library step as the
 # local `python stages/compare.py`, so both give identical results (docs/results.md).
-# Needs from common.smk: PARAMS_FILE, code(), params_input(), made(), stage_params(); from search.smk: SEARCH_DATA, SEARCH_EVAL.
-COMPARE = config.get("compare") or {}
-COMPARE_N = int(COMPARE.get("num_archs", 20))
-COMPARE_CONTROLLER = COMPARE.get("controller", "search/controller/final.pt")
-COMPARE_GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
+# Needs from common.smk: code(), params_input(), made(), stage_params(), GPU, GROUPS, SETUPS,
+# SEARCH_LAYOUT, COMPARE_LAYOUT; from search.smk: SEARCH_DATA, SEARCH_EVAL.
+COMPARE = config["compare"]
+# every file pattern of the fan-out comes from the library's layout (common.smk's COMPARE_LAYOUT)
+COMPARE_SAMPLES = str(COMPARE_LAYOUT.samples)
+COMPARE_TRIAL = str(COMPARE_LAYOUT.evaluation("{group}", "{setup}", "{index}"))
+COMPARE_CONTROLLER = str(SEARCH_LAYOUT.final_checkpoint)
 # The params that decide the results (not how the jobs run): the rules' rerun trigger.
 COMPARE_PARAMS = stage_params("compare")
-COMPARE_JOBS = [
-    f"compare/evals/{group}_{setup}_{index:04d}.json"
-    for group in ("controller", "random")
-    for setup in ("search", "long")
-    for index in range(COMPARE_N)
-]
+COMPARE_JOBS = [str(COMPARE_LAYOUT.evaluation(*job)) for job in COMPARE_LAYOUT.jobs(COMPARE["num_archs"])]
 
 
 wildcard_constraints:
-    group=r"controller|random",
-    setup=r"search|long",
+    group="|".join(GROUPS),
+    setup="|".join(SETUPS),
 
 
 rule compare_sample:
@@ -30,7 +27,7 @@ rule compare_sample:
         SEARCH_DATA,
         COMPARE_CONTROLLER,
     output:
-        "compare/samples.json",
+        COMPARE_SAMPLES,
     params:
         sections=COMPARE_PARAMS,
     log:
@@ -50,18 +47,18 @@ rule compare_trial:
         params_input("compare"),
         SEARCH_DATA,
         COMPARE_CONTROLLER,
-        samples="compare/samples.json",
+        samples=COMPARE_SAMPLES,
     output:
-        "compare/evals/{group}_{setup}_{index}.json",
+        COMPARE_TRIAL,
     params:
         sections=COMPARE_PARAMS,
     log:
         "logs/compare/{group}_{setup}_{index}.log",
-    threads: int(SEARCH_EVAL.get("threads", 1))
+    threads: int(SEARCH_EVAL["threads"])
     resources:
         mem_mb=4000,
         runtime=240,
-        gpu=COMPARE_GPU,
+        gpu=GPU,
     shell:
         "python stages/compare.py --params params.yaml trial --group {wildcards.group}"
         " --setup {wildcards.setup} --index {wildcards.index} 2>&1 | tee {log}"
@@ -74,12 +71,12 @@ rule compare:
         SEARCH_DATA,
         COMPARE_CONTROLLER,
         COMPARE_JOBS,
-        samples="compare/samples.json",
+        samples=COMPARE_SAMPLES,
     output:
         csv=report(
-            "compare/compare.csv", caption="../report/compare.rst", category="Controller vs random"
+            str(COMPARE_LAYOUT.csv), caption="../report/compare.rst", category="Controller vs random"
         ),
-        metrics="compare/metrics.json",
+        metrics=str(COMPARE_LAYOUT.metrics),
     params:
         sections=COMPARE_PARAMS,
     log:

@@ -4,11 +4,10 @@
 # controller.csv, top.json, metrics.json and controller/final.pt. Every job runs the same library
 # step as the local pool of `python stages/search.py`, so both give identical archs.csv
 # (docs/search.md).
-# Needs from common.smk: code(), params_input(), made(), stage_params(), SearchLayout, _previous_checkpoint(),
-# _round_evaluations().
+# Needs from common.smk: code(), params_input(), made(), stage_params(), SEARCH_LAYOUT,
+# _previous_checkpoint(), _round_evaluations().
 SEARCH = config["search"]
-# every file pattern of the fan-out comes from the library's layout (segnas.search.steps)
-SEARCH_LAYOUT = SearchLayout("search")
+# every file pattern of the fan-out comes from the library's layout (common.smk's SEARCH_LAYOUT)
 SAMPLES = str(SEARCH_LAYOUT.samples("{round}"))
 TRIAL = str(SEARCH_LAYOUT.evaluation("{round}", "{index}"))
 CHECKPOINT = str(SEARCH_LAYOUT.checkpoint("{round}"))
@@ -106,14 +105,16 @@ rule search:
         str(SEARCH_LAYOUT.checkpoint(SEARCH_ROUNDS - 1)),
     output:
         archs=report(
-            "search/archs.csv", caption="../report/search_archs.rst", category="Search"
+            str(SEARCH_LAYOUT.archs_csv), caption="../report/search_archs.rst", category="Search"
         ),
-        timings="search/timings.csv",
+        timings=str(SEARCH_LAYOUT.timings_csv),
         controller_stats=report(
-            "search/controller.csv", caption="../report/search_controller.rst", category="Search"
+            str(SEARCH_LAYOUT.controller_csv),
+            caption="../report/search_controller.rst",
+            category="Search",
         ),
-        top="search/top.json",
-        metrics="search/metrics.json",
+        top=str(SEARCH_LAYOUT.top),
+        metrics=str(SEARCH_LAYOUT.metrics),
         controller=str(SEARCH_LAYOUT.final_checkpoint),
     params:
         sections=SEARCH_PARAMS,
