@@ -30,15 +30,19 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def positive_int(text: str) -> int:
-    """A count or size option: a whole number of at least 1."""
+def _whole_number(text: str, minimum: int, requirement: str) -> int:
     try:
         value = int(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be {requirement}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """A count or size option: a whole number of at least 1."""
+    return _whole_number(text, 1, "at least 1")
 
 
 def tolerance(text: str) -> float:
@@ -54,13 +58,7 @@ def tolerance(text: str) -> float:
 
 def non_negative_int(text: str) -> int:
     """A count option that may be 0 (e.g. warm-up runs)."""
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+    return _whole_number(text, 0, "0 or more")
 
 
 def describe(genotype: Genotype) -> str:

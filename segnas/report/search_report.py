@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..comparelayout import CompareLayout
 from ..errors import ArtifactError
 from ..io import read_json
+from ..search.layout import SearchLayout
 from ..stats import compare_evidence
 from . import figures, search_figures
 from .base import ReportInputs, Section, fmt, interval, pct
@@ -110,7 +112,7 @@ def _top_table(top_path: Path) -> tuple[str, list[str], list[list]]:
 def search_section(inputs: ReportInputs, figure_dir: Path) -> tuple[Section, dict | None]:
     """Figs. 5-7, the Pareto front and the best architectures; ``search.*`` of the summary."""
     section = Section("Search (Figs. 5-7, Pareto front)")
-    archs_path = inputs.search_dir / "archs.csv"
+    archs_path = SearchLayout(inputs.search_dir).archs_csv
     if not archs_path.is_file():
         section.notes.append(f"{archs_path} is missing: run the search stage.")
         return section, None
@@ -127,14 +129,14 @@ def search_section(inputs: ReportInputs, figure_dir: Path) -> tuple[Section, dic
         f"{fmt(summary['mean_reward_first_quarter'])}, of the last quarter "
         f"{fmt(summary['mean_reward_last_quarter'])}."
     )
-    controller_path = inputs.search_dir / "controller.csv"
+    controller_path = SearchLayout(inputs.search_dir).controller_csv
     controller = _read_csv(controller_path) if controller_path.is_file() else None
     if controller is None:
         section.notes.append(f"{controller_path} is missing: no entropy per round.")
-    archs = _with_latency(archs, inputs.search_dir / "timings.csv")
+    archs = _with_latency(archs, SearchLayout(inputs.search_dir).timings_csv)
     _add_search_figures(section, archs, controller, figure_dir)
     section.tables.append(_pareto_table(archs))
-    top_path = inputs.search_dir / "top.json"
+    top_path = SearchLayout(inputs.search_dir).top
     if top_path.is_file():
         section.tables.append(_top_table(top_path))
     return section, summary
@@ -145,7 +147,7 @@ def compare_section(
 ) -> tuple[Section, dict | None]:
     """Figs. 8-9 with rho, the difference of means and their intervals; ``compare.*``."""
     section = Section("Controller vs random search (Figs. 8-9)")
-    csv_path = inputs.compare_dir / "compare.csv"
+    csv_path = CompareLayout(inputs.compare_dir).csv
     if not csv_path.is_file():
         section.notes.append(f"{csv_path} is missing: run the compare stage.")
         return section, None

@@ -138,6 +138,31 @@ AfterEpoch = Callable[[int], None]
 """Called at the end of each epoch of a training phase with the number of epochs done."""
 
 
+def _run_epochs(
+    epochs: list[list[list[int]]],
+    optimizer: torch.optim.Optimizer,
+    schedule: _Schedule,
+    batch_loss: Callable[[list[int]], torch.Tensor],
+    after_epoch: AfterEpoch | None,
+    start_epoch: Callable[[int], None] | None = None,
+) -> None:
+    """One optimizer step per batch of each epoch (the learning rate and weight average from
+    ``schedule``); ``start_epoch``/``after_epoch`` are called around each epoch."""
+    for epoch, batches in enumerate(epochs):
+        if start_epoch is not None:
+            start_epoch(epoch)
+        for batch in batches:
+            loss = batch_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            schedule.before_step()
+            optimizer.step()
+            schedule.after_step()
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
+    schedule.end()
+
+
 def train_phase1(
     model: SegmentationNet,
     data: TrialData,
@@ -154,22 +179,16 @@ def train_phase1(
     epochs = [
         _batches(len(data.cache), setup.batch_size, seed, e) for e in range(setup.phase1_epochs)
     ]
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
+        quarter, eighth, labels = data.cache.batch(sorted(batch))
+        logits = decoder(
+            _to(quarter, device, setup.channels_last), _to(eighth, device, setup.channels_last)
+        )
+        return _loss(logits, labels.to(device))
+
     schedule = _Schedule(optimizer, setup, sum(map(len, epochs)), decoder)
-    for epoch, batches in enumerate(epochs):
-        for batch in batches:
-            quarter, eighth, labels = data.cache.batch(sorted(batch))
-            logits = decoder(
-                _to(quarter, device, setup.channels_last), _to(eighth, device, setup.channels_last)
-            )
-            loss = _loss(logits, labels.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            schedule.before_step()
-            optimizer.step()
-            schedule.after_step()
-        if after_epoch is not None:
-            after_epoch(epoch + 1)
-    schedule.end()
+    _run_epochs(epochs, optimizer, schedule, batch_loss, after_epoch)
 
 
 def train_phase2(
@@ -195,21 +214,13 @@ def train_phase2(
         ]
     )
     epochs = [_batches(len(dataset), setup.batch_size, seed, e) for e in range(setup.phase2_epochs)]
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
+        images, labels = stack_pairs([dataset[i] for i in batch])
+        return _loss(model(_to(images, device, setup.channels_last)), labels.to(device))
+
     schedule = _Schedule(optimizer, setup, sum(map(len, epochs)), model)
-    for epoch, batches in enumerate(epochs):
-        dataset.set_epoch(epoch)
-        for batch in batches:
-            images, labels = stack_pairs([dataset[i] for i in batch])
-            logits = model(_to(images, device, setup.channels_last))
-            loss = _loss(logits, labels.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            schedule.before_step()
-            optimizer.step()
-            schedule.after_step()
-        if after_epoch is not None:
-            after_epoch(epoch + 1)
-    schedule.end()
+    _run_epochs(epochs, optimizer, schedule, batch_loss, after_epoch, dataset.set_epoch)
 
 
 @torch.no_grad()
