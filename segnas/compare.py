@@ -31,13 +31,10 @@ import torch
 from .compareconfig import CompareConfig
 from .comparelayout import GROUPS, SETUPS, CompareLayout
 from .errors import ArtifactError, ConfigError
-from .identity import describe_difference
 from .io import remove_stale_temps_under, write_json, write_text
 from .progress import Progress
 from .provenance import KEY as PROVENANCE
-from .search.config import SearchConfig
-from .search.controller import Controller, read_checkpoint
-from .search.identity import identity_of, recorded_identity, refuse_stale, search_identity
+from .search.controller import Controller
 from .seeds import derive_seed
 from .space import DEFAULT_SPACE, Genotype, SearchSpace
 from .stats import compare_evidence, spearman
@@ -60,32 +57,6 @@ CSV_COLUMNS = (
     "status_search",
     "status_long",
 )
-
-
-def require_controller(search: SearchConfig, params_path: str) -> None:
-    """Compare samples the trained controller: refuse a search of another strategy, whose
-    saved controller was never trained."""
-    if search.strategy != "controller":
-        raise ConfigError(
-            f"{params_path}: search.strategy is {search.strategy!r}; the compare stage samples "
-            "the trained controller (search.strategy: controller). Compare strategies with "
-            "`segnas study` (docs/study.md)"
-        )
-
-
-def check_controller_matches(
-    controller: Path, params: dict, params_path: str, reader: str
-) -> tuple[SearchConfig, str]:
-    """Today's search config and params hash, once the controller checkpoint ``controller``
-    is known to come from the search of today's params (else refuse, naming the keys that
-    differ when its search directory's ``state.json`` records them)."""
-    config, extra, expected = search_identity(params, params_path)
-    found = str(read_checkpoint(controller).get("params_hash"))
-    if found != expected:
-        stored = recorded_identity(controller.parent.parent, found)
-        why = describe_difference(stored, identity_of(config, extra), found, expected)
-        raise refuse_stale(f"{controller} comes from a search", params_path, why, reader)
-    return config, expected
 
 
 def long_setup(setup: TrialSetup, phase2_epochs: int) -> TrialSetup:

@@ -2,12 +2,12 @@
 
 Stage entry points call ``load_params`` (which validates against the schema shipped in the
 package, ``segnas/params.schema.yaml``) and ``section``; library functions take explicit
-arguments instead. ``use_config`` switches ``params.yaml`` to one of ``configs/<name>.yaml``.
+arguments instead. ``segnas.named_configs.use_config`` switches ``params.yaml`` to one of
+``configs/<name>.yaml``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import difflib
@@ -17,16 +17,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-import yaml
-
 from .errors import ConfigError
-from .io import read_yaml, write_text
+from .io import read_yaml
 
 if TYPE_CHECKING:
     import jsonschema
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "params.schema.yaml"
-CONFIGS_DIR = Path("configs")
 T = TypeVar("T")
 
 
@@ -361,40 +358,6 @@ def is_overlay(path: str | Path) -> bool:
     return path.stem != "base" and (path.parent / "base.yaml").is_file()
 
 
-def available_configs(configs_dir: str | Path = CONFIGS_DIR) -> list[str]:
-    """Names of the named configurations (``configs/<name>.yaml``; ``base.yaml`` is what the
-    others start from, not a configuration)."""
-    return sorted(p.stem for p in Path(configs_dir).glob("*.yaml") if p.stem != "base")
-
-
-def config_path(name: str, configs_dir: str | Path = CONFIGS_DIR) -> Path:
-    """The file of configuration ``name``; an unknown name lists the known ones."""
-    known = available_configs(configs_dir)
-    if not known:
-        raise ConfigError(
-            f"no configurations found in {configs_dir}/; run segnas from the repository root"
-        )
-    if name not in known:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            f"unknown configuration {name!r}{hint}; known: {', '.join(known)} "
-            f"(files in {configs_dir}/)"
-        )
-    return Path(configs_dir) / f"{name}.yaml"
-
-
-def config_text(name: str, configs_dir: str | Path = CONFIGS_DIR) -> str:
-    """The complete text ``segnas config use NAME`` writes: ``configs/<name>.yaml`` merged
-    with ``configs/base.yaml`` where there is one."""
-    source = config_path(name, configs_dir)
-    if not is_overlay(source):
-        return source.read_text(encoding="utf-8")
-    from .named_configs import render_config
-
-    return render_config(source)
-
-
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}`` (lists are leaves)."""
     flat: dict[str, Any] = {}
@@ -411,22 +374,3 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Dotted key paths whose values differ between two params mappings."""
     a, b = flatten(old), flatten(new)
     return sorted(k for k in set(a) | set(b) if a.get(k, object()) != b.get(k, object()))
-
-
-def use_config(
-    name: str, params_path: str | Path = "params.yaml", configs_dir: str | Path = CONFIGS_DIR
-) -> list[str]:
-    """Validate ``configs/<name>.yaml`` and write it (merged with ``configs/base.yaml``: the
-    complete, commented text of ``config_text``) to ``params_path`` atomically.
-
-    Returns the dotted keys whose values changed (empty when it was already in use).
-    """
-    source = config_path(name, configs_dir)
-    text = config_text(name, configs_dir)
-    new = load_params(source, require_all=True)
-    old: Any = {}
-    if Path(params_path).is_file():
-        with contextlib.suppress(yaml.YAMLError):
-            old = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
-    write_text(params_path, text)
-    return changed_keys(old if isinstance(old, dict) else {}, new)

@@ -3,6 +3,8 @@
 Predictions are upsampled bilinearly to the label size before the argmax, so scores are at
 the dataset's resolution whatever the input size. Facts: parameters, FLOPs and latency at
 the requested sizes (2048x1024 and 480x360 by default) on a named device, size on disk.
+The evaluate stage's work (``evaluate_models``) checks every model against today's train
+params first (``check_models``).
 """
 
 from __future__ import annotations
@@ -18,20 +20,34 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoint import BEST, LAST, check_classes, load_checkpoint, load_trained
+from .checkpoint import (
+    BEST,
+    LAST,
+    check_classes,
+    check_trained_with,
+    load_checkpoint,
+    load_trained,
+)
 from .complexity import count_flops, count_params, measure_latency, state_dict_bytes
 from .data.dataset import SegmentationDataset, read_pair
 from .data.prepared import PreparedDataset
 from .device import device_name
-from .errors import ArtifactError
+from .errors import ArtifactError, ConfigError
 from .export import OnnxCheck, export_and_check
 from .inference import OnnxRuntimeModel
 from .io import atomic_path, write_json, write_text
+from .pipeline.paths import MODELS, RESULTS
 from .predict import colourise, maybe_optimize, predict_labels
 from .progress import Progress
+from .provenance import KEY as PROVENANCE
+from .provenance import provenance
 from .scoring import ResizeInput, score_model
+from .selection import trained_names
+from .trainconfig import train_config_of
 
 DEFAULT_LATENCY_SIZES = ((1024, 2048), (360, 480))
+# what results/metrics.json keeps of each model's metrics (besides its ONNX max |diff|)
+SUMMARY_KEYS = ("miou", "mean_acc", "fwiou", "params", "flops", "latency_ms", "device")
 
 
 def pick_checkpoint(model_dir: str | Path, which: str = "best") -> Path:
@@ -260,3 +276,92 @@ def evaluate_checkpoint(
     write_text(out_dir / "per_class_iou.csv", evaluation.per_class_csv())
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def model_names(spec: object) -> list[str]:
+    """``all`` -> every ``models/<name>/`` holding a checkpoint, else the listed names."""
+    if spec in (None, "all"):
+        names = sorted(p.parent.name for p in MODELS.glob(f"*/{LAST}"))
+        if not names:
+            raise ConfigError(f"evaluate.models: no trained models under {MODELS}/; run train")
+        return names
+    if not isinstance(spec, list) or not all(isinstance(n, str) for n in spec):
+        raise ConfigError(f"evaluate.models must be 'all' or a list of names, got {spec!r}")
+    return spec
+
+
+def check_models(
+    params: dict, params_path: str, spec: dict[str, Any], prepared: PreparedDataset
+) -> list[str]:
+    """The models to evaluate, each checked before anything is written: one today's train
+    params train, trained with them, on the classes the dataset has now."""
+    dataset = prepared.root.name
+    train_spec, train_config = train_config_of(params, params_path, prepared)
+    trained = trained_names(train_spec["architectures"], int(train_spec["top_k"]))
+    names = model_names(spec["models"])
+    for name in names:
+        if spec["models"] == "all" and name not in trained:
+            raise ArtifactError(
+                f"{MODELS / name} is not a model that {params_path} trains (train."
+                f"architectures and train.top_k give {', '.join(trained)}); delete it if "
+                "it is no longer needed, or name the models to evaluate in evaluate.models"
+            )
+        checkpoint = pick_checkpoint(MODELS / name, spec["checkpoint"])
+        meta = load_checkpoint(checkpoint)["meta"]
+        check_classes(
+            checkpoint,
+            meta,
+            prepared.classes,
+            prepared.root,
+            f"the dataset was prepared again since training: rerun the train stage "
+            f"(dvc repro train), or prepare {dataset} as it was",
+        )
+        check_trained_with(checkpoint, meta, train_config, dataset, trained.get(name), params_path)
+    return names
+
+
+def evaluate_models(
+    params: dict,
+    params_path: str,
+    spec: dict[str, Any],
+    prepared: PreparedDataset,
+    device: torch.device,
+) -> dict[str, dict[str, Any]]:
+    """The evaluate stage's work: every model of ``check_models`` scored on ``spec``'s split
+    (test, else val) into ``results/<name>/`` with a line each, their summary written to
+    ``results/metrics.json`` with the provenance; returns the summary per model."""
+    summary = {}
+    for name in check_models(params, params_path, spec, prepared):
+        checkpoint = pick_checkpoint(MODELS / name, spec["checkpoint"])
+        split = spec["split"] or ("test" if "test" in prepared.splits else "val")
+        metrics = evaluate_checkpoint(
+            checkpoint,
+            prepared,
+            split,
+            RESULTS / name,
+            device,
+            input_size=spec["input_size"],
+            latency_sizes=spec["latency_sizes"],
+            latency_repeats=int(spec["latency_repeats"]),
+            onnx=bool(spec["onnx"]),
+            onnx_tolerance=float(spec["onnx_tolerance"]),
+            qualitative=int(spec["qualitative"]),
+            optimized=bool(spec["optimized"]),
+            name=name,
+        )
+        summary[name] = {key: metrics[key] for key in SUMMARY_KEYS}
+        summary[name]["onnx_max_abs_diff"] = metrics.get("onnx", {}).get("max_abs_diff")
+        print(_evaluated_line(name, split, metrics))
+    write_json(RESULTS / "metrics.json", {**summary, PROVENANCE: provenance(device)})
+    return summary
+
+
+def _evaluated_line(name: str, split: str, metrics: dict[str, Any]) -> str:
+    latency = ", ".join(f"{k} {v:.1f} ms" for k, v in metrics["latency_ms"].items())
+    onnx = metrics.get("onnx")
+    onnx_diff = f"; ONNX max |diff| {onnx['max_abs_diff']:.2e}" if onnx else ""
+    return (
+        f"evaluate: {name}: {split} mIoU {100 * metrics['miou']:.2f}% on "
+        f"{metrics['num_images']} images; {metrics['params']:,} params; {latency} "
+        f"({metrics['device']}){onnx_diff}"
+    )

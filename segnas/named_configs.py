@@ -1,7 +1,8 @@
 """Named configurations as a base and overlays: ``configs/base.yaml`` holds every key with a
 comment (its values are the quickstart's), ``configs/<name>.yaml`` only what differs, with its
-own header. ``render_config`` merges them into the complete, commented text that ``segnas config
-use`` writes to ``params.yaml``. A configs folder without ``base.yaml`` holds complete files.
+own header. ``render_config`` merges them into the complete, commented text (``config_text``)
+that ``segnas config use`` (``use_config``) writes to ``params.yaml``. A configs folder without
+``base.yaml`` holds complete files.
 
 Merging: a mapping in the overlay merges key by key into the base's (a key's comment travels
 with its new value); a value that is not a mapping, a flow-style mapping (one line) and the
@@ -10,14 +11,20 @@ mappings of names in ``REPLACED_WHOLE`` (e.g. ``datasets``) replace the base's w
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import io
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from .config import changed_keys, is_overlay, load_params
 from .errors import ConfigError
-from .io import read_yaml
+from .io import read_yaml, write_text
 
 BASE = "base"
+CONFIGS_DIR = Path("configs")
 REPLACED_WHOLE = ("datasets",)
 
 
@@ -121,3 +128,54 @@ def load_rendered(path: str | Path) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of params sections")
     return values
+
+
+def available_configs(configs_dir: str | Path = CONFIGS_DIR) -> list[str]:
+    """Names of the named configurations (``configs/<name>.yaml``; ``base.yaml`` is what the
+    others start from, not a configuration)."""
+    return sorted(p.stem for p in Path(configs_dir).glob("*.yaml") if p.stem != "base")
+
+
+def config_path(name: str, configs_dir: str | Path = CONFIGS_DIR) -> Path:
+    """The file of configuration ``name``; an unknown name lists the known ones."""
+    known = available_configs(configs_dir)
+    if not known:
+        raise ConfigError(
+            f"no configurations found in {configs_dir}/; run segnas from the repository root"
+        )
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown configuration {name!r}{hint}; known: {', '.join(known)} "
+            f"(files in {configs_dir}/)"
+        )
+    return Path(configs_dir) / f"{name}.yaml"
+
+
+def config_text(name: str, configs_dir: str | Path = CONFIGS_DIR) -> str:
+    """The complete text ``segnas config use NAME`` writes: ``configs/<name>.yaml`` merged
+    with ``configs/base.yaml`` where there is one."""
+    source = config_path(name, configs_dir)
+    if not is_overlay(source):
+        return source.read_text(encoding="utf-8")
+    return render_config(source)
+
+
+def use_config(
+    name: str, params_path: str | Path = "params.yaml", configs_dir: str | Path = CONFIGS_DIR
+) -> list[str]:
+    """Validate ``configs/<name>.yaml`` and write it (merged with ``configs/base.yaml``: the
+    complete, commented text of ``config_text``) to ``params_path`` atomically.
+
+    Returns the dotted keys whose values changed (empty when it was already in use).
+    """
+    source = config_path(name, configs_dir)
+    text = config_text(name, configs_dir)
+    new = load_params(source, require_all=True)
+    old: Any = {}
+    if Path(params_path).is_file():
+        with contextlib.suppress(yaml.YAMLError):
+            old = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
+    write_text(params_path, text)
+    return changed_keys(old if isinstance(old, dict) else {}, new)

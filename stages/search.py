@@ -13,24 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 
-from segnas.device import keep_freed_memory, resolve_device
-from segnas.errors import ConfigError
+from segnas.device import keep_freed_memory
 from segnas.pipeline.entry import DeclaredParams, run_stage
 from segnas.pipeline.paths import SEARCH
-from segnas.search.config import SearchConfig
-from segnas.search.identity import search_identity
 from segnas.search.layout import SearchLayout
-from segnas.search.lock import directory_lock
-from segnas.search.runner import run_search
-from segnas.search.steps import (
-    assemble,
-    run_trial_index,
-    sample_round,
-    update_round,
-)
-from segnas.trial.spec import TrialSpec
+from segnas.search.stage import plan_search, run_fan_out_step, run_whole_search
 
 
 def _add_steps(parser: argparse.ArgumentParser) -> None:
@@ -49,55 +37,16 @@ def _add_steps(parser: argparse.ArgumentParser) -> None:
     steps.add_parser("assemble", help="write archs.csv, top.json, metrics.json, final.pt")
 
 
-def _step(
-    args: argparse.Namespace,
-    layout: SearchLayout,
-    config: SearchConfig,
-    spec: TrialSpec,
-    params_hash: str,
-    start: float,
-) -> str:
-    """One fan-out step (Snakemake jobs run them side by side under a shared lock)."""
-    if args.step == "sample":
-        samples = sample_round(layout, config, params_hash, args.round)
-        return f"search: sampled round {args.round} ({len(samples)} architectures)"
-    if args.step == "trial":
-        result = run_trial_index(layout, config, params_hash, args.round, args.index, spec.build())
-        return (
-            f"search: round {args.round} index {args.index} {result.hash} "
-            f"{result.status} reward {result.reward:.4f} "
-            f"({time.monotonic() - start:.1f} s)"
-        )
-    if args.step == "update":
-        stats = update_round(layout, config, params_hash, args.round)
-        return f"search: updated the controller with round {args.round} {stats}"
-    records = assemble(layout, config, params_hash, run_provenance=spec.provenance())
-    return f"search: assembled {len(records)} architectures -> {SEARCH}"
-
-
 def search(params: DeclaredParams, args: argparse.Namespace) -> str:
     """The whole search (``run``) or one fan-out step; the closing line."""
     keep_freed_memory()
     start = time.monotonic()
     layout = SearchLayout(SEARCH)
-    config, extra, params_hash = search_identity(params, args.params)
-    spec = TrialSpec.from_params(config, params, args.params)
-    if spec.device != "cpu":
-        spec = replace(spec, device=str(resolve_device(spec.device)))
-    if (args.step or "run") != "run":
-        with directory_lock(layout.root, params_hash, shared=True):
-            return _step(args, layout, config, spec, params_hash, start)
-    if getattr(args, "workers", None) is not None:
-        if args.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-        config = replace(config, workers=args.workers)
-    records = run_search(layout, config, params_hash, spec, extra=extra)
-    best = max(records, key=lambda r: r.result.reward)
-    return (
-        f"search: {len(records)} architectures in {config.rounds} rounds "
-        f"({config.workers} workers, {time.monotonic() - start:.0f} s); best reward "
-        f"{best.result.reward:.4f} ({best.result.hash}) -> {SEARCH}"
-    )
+    plan = plan_search(params, args.params)
+    if (args.step or "run") == "run":
+        return run_whole_search(layout, plan, getattr(args, "workers", None), start)
+    round_index, index = getattr(args, "round", None), getattr(args, "index", None)
+    return run_fan_out_step(layout, plan, args.step, round_index, index, start)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from segnas.cli import build_parser, main
-from segnas.config import config_text
+from segnas.named_configs import config_text
 from segnas.pipeline.reference import copy_sources
 
 REPO = Path(__file__).resolve().parents[1]

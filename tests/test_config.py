@@ -15,20 +15,17 @@ from segnas.cli import main
 from segnas.compareconfig import CompareConfig
 from segnas.config import (
     SCHEMA_PATH,
-    available_configs,
     changed_keys,
-    config_path,
-    config_text,
     flatten,
     load_config,
     load_params,
     load_schema,
     schema_errors,
     section,
-    use_config,
     validate_params,
 )
 from segnas.errors import ConfigError
+from segnas.named_configs import available_configs, config_path, config_text, use_config
 from segnas.search.config import ControllerConfig, PPOConfig, SearchConfig
 from segnas.trainconfig import TrainConfig
 from segnas.trial.recipe import TrialSetup

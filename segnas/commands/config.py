@@ -10,17 +10,10 @@ from typing import Any
 
 import yaml
 
-from ..config import (
-    CONFIGS_DIR,
-    available_configs,
-    config_path,
-    config_text,
-    flatten,
-    load_params,
-    use_config,
-)
+from ..config import flatten, load_params
 from ..errors import ConfigError
 from ..io import write_text
+from ..named_configs import CONFIGS_DIR, available_configs, config_path, config_text, use_config
 
 _ABSENT = "(absent)"
 

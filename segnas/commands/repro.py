@@ -17,9 +17,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..config import config_text, use_config
 from ..errors import SegnasError
 from ..io import read_json, write_json
+from ..named_configs import config_text, use_config
 from ..pipeline.deps import collapse_deps, stage_code_deps
 from ..pipeline.digests import numeric_metrics, stage_hashes
 from ..pipeline.reference import (

@@ -93,41 +93,14 @@ def build_stem_cache(
     ``out_dir`` and renamed at the end, so an interrupted run leaves no partial cache.
     """
     transform = TrainTransform(crop_size, scale_range, flip, seed)
-    crop = transform.crop_size
-    if min(crop) < STEM_STRIDES[1]:
-        raise ConfigError(f"cache_stem.crop_size {list(crop)} must be at least 8x8")
-    if num_samples < 1:
-        raise ConfigError(f"cache_stem.num_samples must be >= 1, got {num_samples}")
-    if not ids:
-        raise DataError("cache_stem: the list of meta-train ids is empty")
+    _check_request(transform.crop_size, num_samples, ids)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     order = sample_order(list(ids), num_samples, seed)
-    shapes = cache_shapes(num_samples, crop)
+    shapes = cache_shapes(num_samples, transform.crop_size)
     with atomic_dir(out_dir) as tmp:
-        arrays = {name: _allocate(tmp / f"{name}.npy", name, shapes[name]) for name in ARRAYS}
         stem = stem.eval()
-        samples = []
-        bar = Progress("cache_stem", num_samples) if progress else None
-        for start in range(0, num_samples, batch_size):
-            stop = min(start + batch_size, num_samples)
-            images = []
-            for i in range(start, stop):
-                image, label = read_pair(prepared, order[i])
-                params = transform.sample_params(image.height, image.width, i)
-                out_img, out_lab = transform.apply(image, label, params)
-                images.append(normalize_image(out_img))
-                arrays["labels"][i] = out_lab[:: STEM_STRIDES[0], :: STEM_STRIDES[0]]
-                samples.append({"id": order[i], **params.to_dict()})
-            with torch.no_grad():
-                quarter, eighth = stem(torch.stack(images))
-            arrays["quarter"][start:stop] = quarter.numpy().astype(np.float16)
-            arrays["eighth"][start:stop] = eighth.numpy().astype(np.float16)
-            if bar:
-                bar.update(stop - start)
-        for array in arrays.values():
-            array.flush()
-        del arrays
+        samples = _write_arrays(tmp, shapes, prepared, order, transform, stem, batch_size, progress)
         header = {
             "format": CACHE_FORMAT,
             "dataset": str(prepared.root),
@@ -135,27 +108,79 @@ def build_stem_cache(
             "stem_hash": stem_state_hash(stem),
             "stem_weights": stem_weights,
             "stem_file": STEM_FILE,
-            "crop_size": list(crop),
+            "crop_size": list(transform.crop_size),
             "scale_range": list(transform.scale_range),
             "flip": transform.flip,
             "crop_seed": int(seed),
             "num_samples": num_samples,
             "ids": order,
             "samples": samples,
-            "arrays": {
-                name: {
-                    "file": f"{name}.npy",
-                    "shape": list(shapes[name]),
-                    "dtype": ARRAY_DTYPES[name],
-                    "bytes": (tmp / f"{name}.npy").stat().st_size,
-                    "sha256": sha256_file(tmp / f"{name}.npy"),
-                }
-                for name in ARRAYS
-            },
+            "arrays": _array_entries(tmp, shapes),
         }
         torch.save(stem.state_dict(), tmp / STEM_FILE)
         write_json(tmp / HEADER_FILE, header)
     return open_stem_cache(out_dir)
+
+
+def _check_request(crop: tuple[int, int], num_samples: int, ids: Sequence[str]) -> None:
+    """Refuse a crop smaller than the stem's coarsest stride, no samples, or no images."""
+    if min(crop) < STEM_STRIDES[1]:
+        raise ConfigError(f"cache_stem.crop_size {list(crop)} must be at least 8x8")
+    if num_samples < 1:
+        raise ConfigError(f"cache_stem.num_samples must be >= 1, got {num_samples}")
+    if not ids:
+        raise DataError("cache_stem: the list of meta-train ids is empty")
+
+
+def _write_arrays(
+    tmp: Path,
+    shapes: dict[str, tuple[int, ...]],
+    prepared: PreparedDataset,
+    order: list[str],
+    transform: TrainTransform,
+    stem: nn.Module,
+    batch_size: int,
+    progress: bool,
+) -> list[dict]:
+    """Fill the arrays under ``tmp`` batch by batch (crop ``i`` of image ``order[i]``, the
+    stem's outputs and the labels at 1/4) and flush them; each sample's id and crop."""
+    arrays = {name: _allocate(tmp / f"{name}.npy", name, shapes[name]) for name in ARRAYS}
+    num_samples = len(order)
+    samples = []
+    bar = Progress("cache_stem", num_samples) if progress else None
+    for start in range(0, num_samples, batch_size):
+        stop = min(start + batch_size, num_samples)
+        images = []
+        for i in range(start, stop):
+            image, label = read_pair(prepared, order[i])
+            params = transform.sample_params(image.height, image.width, i)
+            out_img, out_lab = transform.apply(image, label, params)
+            images.append(normalize_image(out_img))
+            arrays["labels"][i] = out_lab[:: STEM_STRIDES[0], :: STEM_STRIDES[0]]
+            samples.append({"id": order[i], **params.to_dict()})
+        with torch.no_grad():
+            quarter, eighth = stem(torch.stack(images))
+        arrays["quarter"][start:stop] = quarter.numpy().astype(np.float16)
+        arrays["eighth"][start:stop] = eighth.numpy().astype(np.float16)
+        if bar:
+            bar.update(stop - start)
+    for array in arrays.values():
+        array.flush()
+    return samples
+
+
+def _array_entries(tmp: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, dict]:
+    """The header's entry per array file under ``tmp``: file, shape, dtype, bytes, sha256."""
+    return {
+        name: {
+            "file": f"{name}.npy",
+            "shape": list(shapes[name]),
+            "dtype": ARRAY_DTYPES[name],
+            "bytes": (tmp / f"{name}.npy").stat().st_size,
+            "sha256": sha256_file(tmp / f"{name}.npy"),
+        }
+        for name in ARRAYS
+    }
 
 
 def _allocate(path: Path, name: str, shape: tuple[int, ...]) -> np.memmap:

@@ -118,7 +118,37 @@ def results_sections(
     if not models:
         tables.notes.append(f"no {inputs.results_dir}/<model>/metrics.json: run train + evaluate.")
         return [tables]
-    published = paper.get("architectures", {})
+    accuracy, devices = accuracy_table(models, paper.get("architectures", {}))
+    tables.tables.append(accuracy)
+    tables.tables.append(paper_table(paper))
+    tables.notes.append(
+        "Latency measured on "
+        + "; ".join(sorted(devices))
+        + ". The paper's numbers are from "
+        + paper.get("source", "the paper")
+        + " (segnas/report/paper_results.yaml); '-' = not recorded."
+    )
+    tables.tables.append(per_class_table(models))
+    histories = {n: m["history"] for n, m in models.items() if m.get("history")}
+    if histories:
+        tables.images.append(
+            (
+                "Training curves (DVCLive metrics)",
+                figures.training_curves(histories, figure_dir / "training_curves.png"),
+            )
+        )
+    return [
+        tables,
+        drawings_section(models, figure_dir),
+        qualitative_section(models, figure_dir, qualitative),
+    ]
+
+
+def accuracy_table(
+    models: dict[str, dict], published: dict
+) -> tuple[tuple[str, list[str], list[list[Any]]], set[str]]:
+    """Our rows of Tables 1-3 (mIoU and params beside the paper's, GFLOPs and latency per
+    size, weights, ONNX check) and the devices the latencies were measured on."""
     sizes = list(next(iter(models.values()))["latency_ms"])
     head = [
         "model",
@@ -148,27 +178,19 @@ def results_sections(
         row += [f"{m['weights_bytes'] / 1024:.0f}", fmt(m.get("onnx", {}).get("max_abs_diff"), 2)]
         rows.append(row)
         devices.add(m["device"])
-    tables.tables.append(("Accuracy, size and speed (batch 1)", head, rows))
-    tables.tables.append(paper_table(paper))
-    tables.notes.append(
-        "Latency measured on "
-        + "; ".join(sorted(devices))
-        + ". The paper's numbers are from "
-        + paper.get("source", "the paper")
-        + " (segnas/report/paper_results.yaml); '-' = not recorded."
-    )
+    return ("Accuracy, size and speed (batch 1)", head, rows), devices
+
+
+def per_class_table(models: dict[str, dict]) -> tuple[str, list[str], list[list[Any]]]:
+    """Per-class IoU, one column per model, in the first model's class order."""
     first = next(iter(models.values()))
     classes = first.get("classes") or list(first["per_class_iou"])
     per_class = [[c] + [pct(m["per_class_iou"].get(c)) for m in models.values()] for c in classes]
-    tables.tables.append(("Per-class IoU % on the evaluation split", ["class", *models], per_class))
-    histories = {n: m["history"] for n, m in models.items() if m.get("history")}
-    if histories:
-        tables.images.append(
-            (
-                "Training curves (DVCLive metrics)",
-                figures.training_curves(histories, figure_dir / "training_curves.png"),
-            )
-        )
+    return ("Per-class IoU % on the evaluation split", ["class", *models], per_class)
+
+
+def drawings_section(models: dict[str, dict], figure_dir: Path) -> Section:
+    """Each evaluated model's genotype, as text and drawn (Fig. 12)."""
     drawings = Section("Discovered architectures (Fig. 12)")
     for name, m in models.items():
         genotype = resolve_genotype(m["genotype"])
@@ -179,6 +201,11 @@ def results_sections(
                 figures.architecture_drawing(genotype, name, figure_dir / f"fig12_{name}.png"),
             )
         )
+    return drawings
+
+
+def qualitative_section(models: dict[str, dict], figure_dir: Path, qualitative: int) -> Section:
+    """Up to ``qualitative`` strips per model (image, ground truth, prediction: Figs. 10-11)."""
     quality = Section("Qualitative results (Figs. 10-11)")
     for name, m in models.items():
         strips = [Path(p) for p in m.get("qualitative", [])][:qualitative]
@@ -195,7 +222,7 @@ def results_sections(
             )
     if not quality.images:
         quality.notes.append("no qualitative strips: set evaluate.qualitative > 0.")
-    return [tables, drawings, quality]
+    return quality
 
 
 def _paper_entry(published: dict, metrics: dict) -> dict | None:

@@ -20,10 +20,11 @@ from typing import Any, TextIO
 from ..audit.data import AuditData, stamp
 from ..audit.finals import FinalJob, run_final_job
 from ..audit.plan import AuditArch
-from ..config import changed_keys, config_path, load_params
+from ..config import changed_keys, load_params
 from ..data.prepared import load_prepared
 from ..errors import ArtifactError, ConfigError
 from ..io import read_json, write_json, write_text
+from ..named_configs import config_path
 from ..pipeline.paths import PREPARED
 from ..search.identity import search_identity
 from ..search.layout import SearchLayout
