@@ -13,9 +13,9 @@ import argparse
 import sys
 import time
 
-from segnas.compare_stage import plan_compare, run_compare_step, run_one_trial
-from segnas.compareconfig import CompareConfig
-from segnas.comparelayout import GROUPS, SETUPS, CompareLayout
+from segnas.compare.config import CompareConfig
+from segnas.compare.layout import GROUPS, SETUPS, CompareLayout
+from segnas.compare.stage import plan_compare, run_compare_step, run_one_trial
 from segnas.config import load_config, section
 from segnas.device import keep_freed_memory
 from segnas.pipeline.entry import DeclaredParams, run_stage

@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from segnas.compareconfig import CompareConfig, compare_hash
+from segnas.compare.config import CompareConfig, compare_hash
 from segnas.config import load_config, section
 from segnas.errors import ArtifactError
 from segnas.io import read_json

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from segnas.compareconfig import CompareConfig
+from segnas.compare.config import CompareConfig
 from segnas.config import load_params
 from segnas.search.config import ControllerConfig, EvolutionConfig, PPOConfig, SearchConfig
 from segnas.trainconfig import TrainConfig

@@ -13,7 +13,8 @@ import pytest
 from config_values import compare_config, eval_setup, quickstart_section
 from search_project import TINY_SEARCH_EVAL, make_project, run_stage, tiny_params, write_params
 
-from segnas.compare import (
+from segnas.compare.config import CompareConfig, compare_hash
+from segnas.compare.steps import (
     GROUPS,
     CompareLayout,
     assemble,
@@ -24,7 +25,6 @@ from segnas.compare import (
     search_setup_in_long,
     write_samples,
 )
-from segnas.compareconfig import CompareConfig, compare_hash
 from segnas.config import load_config
 from segnas.errors import ArtifactError, ConfigError
 from segnas.published import resolve_genotype

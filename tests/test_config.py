@@ -12,7 +12,7 @@ from search_project import run_stage
 
 from segnas import named_configs
 from segnas.cli import main
-from segnas.compareconfig import CompareConfig
+from segnas.compare.config import CompareConfig
 from segnas.config import (
     SCHEMA_PATH,
     changed_keys,

@@ -218,9 +218,9 @@ def test_training_loop_is_a_dependency_of_train_only():
 
 
 def test_comparison_code_is_a_dependency_of_compare_only():
-    """report reads the comparison's stamp (segnas/compareconfig.py), not its training code."""
-    assert _stages_importing("segnas/compare.py") == {"compare"}
-    assert _stages_importing("segnas/compareconfig.py") == {"compare", "report"}
+    """report reads the comparison's stamp (segnas/compare/config.py), not its training code."""
+    assert _stages_importing("segnas/compare/steps.py") == {"compare"}
+    assert _stages_importing("segnas/compare/config.py") == {"compare", "report"}
 
 
 def test_dvc_data_deps_are_upstream_outputs():

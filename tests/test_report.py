@@ -14,7 +14,7 @@ import yaml
 from config_values import compare_config
 from PIL import Image
 
-from segnas.compare import CompareLayout, assemble, run_compare_trial, write_samples
+from segnas.compare.steps import CompareLayout, assemble, run_compare_trial, write_samples
 from segnas.published import resolve_genotype
 from segnas.report import ReportInputs, build_report
 from segnas.report.evidence import pareto_front, quarter_means

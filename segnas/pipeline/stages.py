@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..comparelayout import CompareLayout
+from ..compare.layout import CompareLayout
 from ..errors import ConfigError
 from ..search.layout import SearchLayout
 from .paths import (

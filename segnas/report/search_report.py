@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..comparelayout import CompareLayout
+from ..compare.layout import CompareLayout
 from ..errors import ArtifactError
 from ..io import read_json
 from ..search.layout import SearchLayout

@@ -7,7 +7,7 @@ from segnas.errors import SegnasError
 from segnas.pipeline.deps import stage_code_deps
 from segnas.pipeline.ruleparams import made_path, params_file
 from segnas.pipeline.stages import stage
-from segnas.comparelayout import GROUPS, SETUPS, CompareLayout
+from segnas.compare.layout import GROUPS, SETUPS, CompareLayout
 from segnas.pipeline.paths import COMPARE as COMPARE_DIR
 from segnas.pipeline.paths import SEARCH as SEARCH_DIR
 from segnas.search.layout import SearchLayout

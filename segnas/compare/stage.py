@@ -9,7 +9,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .compare import (
+from ..config import section, setting
+from ..device import resolve_device
+from ..errors import ConfigError
+from ..identity import describe_difference
+from ..search.config import SearchConfig
+from ..search.controller import load_controller, read_checkpoint
+from ..search.identity import identity_of, recorded_identity, refuse_stale, search_identity
+from ..trial.spec import TrialSpec
+from .config import CompareConfig, compare_hash
+from .steps import (
     GROUPS,
     CompareLayout,
     assemble,
@@ -18,15 +27,6 @@ from .compare import (
     run_compare_trial,
     write_samples,
 )
-from .compareconfig import CompareConfig, compare_hash
-from .config import section, setting
-from .device import resolve_device
-from .errors import ConfigError
-from .identity import describe_difference
-from .search.config import SearchConfig
-from .search.controller import load_controller, read_checkpoint
-from .search.identity import identity_of, recorded_identity, refuse_stale, search_identity
-from .trial.spec import TrialSpec
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .search.layout import padded
+from ..search.layout import padded
 
 GROUPS = ("controller", "random")
 SETUPS = ("search", "long")

@@ -28,20 +28,20 @@ from typing import Any, TextIO
 
 import torch
 
-from .compareconfig import CompareConfig
-from .comparelayout import GROUPS, SETUPS, CompareLayout
-from .errors import ArtifactError, ConfigError
-from .io import remove_stale_temps_under, write_json, write_text
-from .progress import Progress
-from .provenance import KEY as PROVENANCE
-from .search.controller import Controller
-from .seeds import derive_seed
-from .space import DEFAULT_SPACE, Genotype, SearchSpace
-from .stats import compare_evidence, spearman
-from .trial.jobs import TrialJob, TrialPool, read_stamped, run_trial_to_file
-from .trial.recipe import TrialResult, TrialSetup
-from .trial.reward import estimated_cost
-from .trial.spec import TrialSpec
+from ..errors import ArtifactError, ConfigError
+from ..io import remove_stale_temps_under, write_json, write_text
+from ..progress import Progress
+from ..provenance import KEY as PROVENANCE
+from ..search.controller import Controller
+from ..seeds import derive_seed
+from ..space import DEFAULT_SPACE, Genotype, SearchSpace
+from ..stats import compare_evidence, spearman
+from ..trial.jobs import TrialJob, TrialPool, read_stamped, run_trial_to_file
+from ..trial.recipe import TrialResult, TrialSetup
+from ..trial.reward import estimated_cost
+from ..trial.spec import TrialSpec
+from .config import CompareConfig
+from .layout import GROUPS, SETUPS, CompareLayout
 
 CSV_COLUMNS = (
     "group",

@@ -1,12 +1,12 @@
 """The ``compare`` params as a typed config, and the hash that stamps the comparison's files
-(kept apart from ``segnas.compare`` so that readers of the stamp import no training code)."""
+(kept apart from ``segnas.compare.steps`` so that readers of the stamp import no training code)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from .io import sha256_json
+from ..io import sha256_json
 
 
 @dataclass(frozen=True)
