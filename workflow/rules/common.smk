@@ -78,7 +78,8 @@ def stage_cmd(stage):
     return f"python stages/{stage}.py --params {PARAMS_FILE} 2>&1 | tee {{log}}{made(stage)}"
 
 
-# Where the fan-outs' files live: the library's layouts (segnas.search.layout, comparelayout).
+# Where the fan-outs' files live: the library's layouts
+# (segnas.search.layout, segnas.compare.layout).
 SEARCH_LAYOUT = SearchLayout(SEARCH_DIR)
 COMPARE_LAYOUT = CompareLayout(COMPARE_DIR)
 
