@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ..config import section, setting
-from ..device import resolve_device
 from ..errors import ConfigError
 from ..identity import describe_difference
 from ..search.config import SearchConfig
@@ -79,7 +78,6 @@ def plan_compare(
     require_controller(search, params_path)
     search, search_hash = check_controller_matches(controller_path, params, params_path, "compare")
     base = TrialSpec.from_params(search, params, params_path)
-    base = replace(base, device=str(resolve_device(base.device)))
     specs = {
         "search": base,
         "long": replace(base, setup=long_setup(search.eval, config.long_phase2_epochs)),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from ..device import resolve_device
 from ..errors import ConfigError
 from ..trial.spec import TrialSpec
 from .config import SearchConfig
@@ -33,8 +32,6 @@ def plan_search(params: dict, params_path: str) -> SearchPlan:
     """The search that ``params`` describe, its trials on the device they name."""
     config, extra, params_hash = search_identity(params, params_path)
     spec = TrialSpec.from_params(config, params, params_path)
-    if spec.device != "cpu":
-        spec = replace(spec, device=str(resolve_device(spec.device)))
     return SearchPlan(config, extra, params_hash, spec)
 
 
@@ -67,31 +64,21 @@ def run_fan_out_step(
 ) -> str:
     """One fan-out step (``sample``, ``trial``, ``update`` or ``assemble``) under the search
     folder's shared lock; the closing line, timed from ``start`` (``time.monotonic()``)."""
-    with directory_lock(layout.root, plan.params_hash, shared=True):
-        return _fan_out_step(layout, plan, step, round_index, index, start)
-
-
-def _fan_out_step(
-    layout: SearchLayout,
-    plan: SearchPlan,
-    step: str,
-    round_index: int | None,
-    index: int | None,
-    start: float,
-) -> str:
     config, params_hash = plan.config, plan.params_hash
-    if step == "sample":
-        samples = sample_round(layout, config, params_hash, round_index)
-        return f"search: sampled round {round_index} ({len(samples)} architectures)"
-    if step == "trial":
-        result = run_trial_index(layout, config, params_hash, round_index, index, plan.spec.build())
-        return (
-            f"search: round {round_index} index {index} {result.hash} "
-            f"{result.status} reward {result.reward:.4f} "
-            f"({time.monotonic() - start:.1f} s)"
-        )
-    if step == "update":
-        stats = update_round(layout, config, params_hash, round_index)
-        return f"search: updated the controller with round {round_index} {stats}"
-    records = assemble(layout, config, params_hash, run_provenance=plan.spec.provenance())
-    return f"search: assembled {len(records)} architectures -> {layout.root}"
+    with directory_lock(layout.root, params_hash, shared=True):
+        if step == "sample":
+            samples = sample_round(layout, config, params_hash, round_index)
+            return f"search: sampled round {round_index} ({len(samples)} architectures)"
+        if step == "trial":
+            evaluate = plan.spec.build()
+            result = run_trial_index(layout, config, params_hash, round_index, index, evaluate)
+            return (
+                f"search: round {round_index} index {index} {result.hash} "
+                f"{result.status} reward {result.reward:.4f} "
+                f"({time.monotonic() - start:.1f} s)"
+            )
+        if step == "update":
+            stats = update_round(layout, config, params_hash, round_index)
+            return f"search: updated the controller with round {round_index} {stats}"
+        records = assemble(layout, config, params_hash, run_provenance=plan.spec.provenance())
+        return f"search: assembled {len(records)} architectures -> {layout.root}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..config import section, setting
+from ..device import resolve_device
 from ..pipeline.paths import PREPARED, SPLIT, STEM_CACHE
 from ..provenance import provenance
 from ..published import resolve_genotype
@@ -37,7 +38,8 @@ class TrialSpec:
     @classmethod
     def from_params(cls, config: SearchConfig, params: dict, params_path: str) -> TrialSpec:
         """The reward of the search that ``params`` describe (``config`` their search section
-        as a typed config); the split must have run for a trained reward."""
+        as a typed config) on the device they name, resolved (``auto`` -> cuda or cpu); the
+        split must have run for a trained reward."""
         if config.objective != "train":
             return cls(config.objective, config.eval, config.target)
         from ..data.split import read_split_info
@@ -51,7 +53,7 @@ class TrialSpec:
             split_dir=str(SPLIT),
             cache_dir=str(STEM_CACHE),
             stem_weights=str(section(params, "stem", params_path)["weights"]),
-            device=str(setting(params, "device", params_path)),
+            device=str(resolve_device(str(setting(params, "device", params_path)))),
         )
 
     def provenance(self) -> dict:
