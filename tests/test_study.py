@@ -4,6 +4,7 @@ configuration refused)."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -18,11 +19,14 @@ from segnas.study.aggregate import (
     MET,
     NOT_ESTABLISHED,
     NOT_MET,
+    PENDING,
     last_quarter_mean,
     mean_band,
     paired_test,
+    summarise,
+    table_text,
 )
-from segnas.study.plan import StudyPlan
+from segnas.study.plan import StudyLayout, StudyPlan
 
 STUDY = [sys.executable, "-m", "segnas.cli", "study"]
 PLAN = {
@@ -80,6 +84,42 @@ def test_wilcoxon_matches_the_exact_distribution():
     assert result["decision"] == MET
     one = paired_test([0.3], [0.2], "wilcoxon", 0.05)
     assert one["p"] is None and one["decision"] == NOT_ESTABLISHED
+
+
+def _finished_run(layout: StudyLayout, strategy: str, seed: int, val_miou: float) -> None:
+    folder = layout.run_dir(strategy, seed)
+    folder.mkdir(parents=True)
+    rewards = [0.2, 0.3, 0.25, 0.35]
+    lines = ["evaluation,round,index,hash,status,reward,best_so_far"]
+    lines += [f"{i + 1},{i},0,h{i},ok,{r},{max(rewards[: i + 1])}" for i, r in enumerate(rewards)]
+    (folder / "curve.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = {"final": {"val_miou": val_miou}, "best": {"reward": 0.35}, "wall_clock_s": 10.0}
+    (folder / "run.json").write_text(json.dumps(run), encoding="utf-8")
+
+
+def test_a_partial_study_lists_what_is_missing_and_decides_nothing(tmp_path):
+    plan = StudyPlan.from_file(_plan_file(tmp_path, seeds=[0, 1, 2]))
+    layout = StudyLayout(tmp_path, tmp_path / "work")
+    for seed, (c, r) in enumerate([(0.50, 0.40), (0.52, 0.41)]):
+        _finished_run(layout, "controller", seed, c)
+        _finished_run(layout, "random", seed, r)
+    summary = summarise(layout, plan)
+    assert not summary["complete"]
+    assert summary["missing_runs"] == [
+        "evolution-s0",
+        "evolution-s1",
+        "controller-s2",
+        "random-s2",
+        "evolution-s2",
+    ]
+    # a large lead on the finished seeds is described, not decided: the plan decides at S = 3
+    test = summary["tests"]["controller_vs_random"]
+    assert test["n"] == 2 and test["effect"] == pytest.approx(0.105)
+    assert summary["decision"] == {"controller_vs_random": PENDING, "evolution_vs_random": PENDING}
+    assert summary["endpoint"]["controller"]["mean"] == pytest.approx(0.51)
+    assert summary["endpoint"]["evolution"]["mean"] is None
+    assert summary["wall_clock_s"] == 40.0
+    assert "pending until then" in table_text(summary)
 
 
 def test_the_last_quarter_mean_takes_the_last_quarter_of_the_evaluations():

@@ -2,7 +2,8 @@
 each planned comparison paired by seed (mean difference with its t interval, the plan's
 one-sided test, the decision by the plan's rule), the anytime curves (best reward so far
 against evaluations: mean and 95 % interval across seeds), ``summary.json``, ``table.md`` and
-two figures. Runs still missing are listed, never guessed."""
+two figures. Runs still missing are listed, never guessed, and a comparison whose planned
+seeds have not all finished has the decision ``pending``: the plan decides at its S."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..stats import json_number
 from .plan import StudyLayout, StudyPlan, run_name
 
 MET, NOT_ESTABLISHED, NOT_MET = "met", "not established", "not met"
+PENDING = "pending"
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], test: str, alpha: float) -> dict:
@@ -125,6 +127,8 @@ def summarise(layout: StudyLayout, plan: StudyPlan) -> dict[str, Any]:
             plan.test,
             plan.alpha,
         )
+        if len(seeds) < len(plan.seeds):
+            result["decision"] = PENDING
         name = f"{a}_vs_{b}"
         tests[name] = {**result, "seeds": seeds}
         decision[name] = result["decision"]
@@ -175,7 +179,12 @@ def table_text(summary: Mapping[str, Any]) -> str:
             f"{interval} | {_number(t['p'], 3)} | {t['decision']} |"
         )
     if summary["missing_runs"]:
-        lines += ["", f"Missing runs: {', '.join(summary['missing_runs'])}."]
+        lines += [
+            "",
+            f"Missing runs: {', '.join(summary['missing_runs'])}. A comparison is decided "
+            "only when all its planned seeds have finished (pending until then); the numbers "
+            "above describe the finished seeds.",
+        ]
     return "\n".join(lines) + "\n"
 
 
