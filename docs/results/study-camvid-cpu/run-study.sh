@@ -52,11 +52,7 @@ export PYTHONPATH=$CLONE PATH=$(dirname "$PY"):$PATH
 "$PY" -m segnas.cli config use camvid-cpu
 for stage in prepare split cache_stem; do "$PY" stages/$stage.py --params params.yaml; done
 echo "== study at $COMMIT $(date -u)"
-units=$("$PY" - <<'EOF'
-import yaml
-plan = yaml.safe_load(open("docs/results/study-camvid-cpu/study.yaml"))
-print(" ".join(f"{s}:{seed}" for seed in plan["seeds"] for s in plan["strategies"]))
-EOF
-)
+units=$("$PY" -c "from segnas.study.plan import StudyPlan
+print(' '.join(f'{s}:{n}' for s, n in StudyPlan.from_file('$STUDY/study.yaml').runs()))")
 echo "$units" | tr ' ' '\n' | xargs -P "${JOBS:-2}" -I{} bash "$MAIN/$STUDY/run-study.sh" unit {}
 echo "== done $(date -u)"
