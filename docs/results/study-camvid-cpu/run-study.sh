@@ -21,6 +21,11 @@ PY=${PYTHON:-$MAIN/.venv/bin/python}
 if [ "${1:-}" = unit ]; then
   unit=$2
   name=${unit%%:*}-s${unit##*:}
+  if [ -f "$MAIN/$STUDY/runs/$name/run.json" ] &&
+    [ -z "$(git -C "$MAIN" status --porcelain -- "$STUDY/runs/$name")" ]; then
+    echo "== $unit committed before: skipped"
+    exit 0
+  fi
   cd "$CLONE"
   echo "== $unit start $(date -u)"
   mkdir -p study-logs
