@@ -10,7 +10,9 @@
 #   nohup nice -n 19 bash docs/results/study-camvid-cpu/run-study.sh > study.log 2>&1 &
 #
 # Environment: STUDY_COMMIT (the commit every run uses, default 4790766), STUDY_CLONE (default
-# ../study-run), JOBS (default 2: one unit per core; each search uses search.workers processes).
+# ../study-run), JOBS (default 2: one unit per core; each search uses search.workers processes),
+# UNITS (the units and their order, e.g. "controller:5 random:5"; default the plan's order;
+# PLAN.md's note of 2026-12-06 gives the order used from then on).
 set -euo pipefail
 MAIN=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 STUDY=docs/results/study-camvid-cpu
@@ -57,7 +59,7 @@ export PYTHONPATH=$CLONE PATH=$(dirname "$PY"):$PATH
 "$PY" -m segnas.cli config use camvid-cpu
 for stage in prepare split cache_stem; do "$PY" stages/$stage.py --params params.yaml; done
 echo "== study at $COMMIT $(date -u)"
-units=$("$PY" -c "from segnas.study.plan import StudyPlan
-print(' '.join(f'{s}:{n}' for s, n in StudyPlan.from_file('$STUDY/study.yaml').runs()))")
+units=${UNITS:-$("$PY" -c "from segnas.study.plan import StudyPlan
+print(' '.join(f'{s}:{n}' for s, n in StudyPlan.from_file('$STUDY/study.yaml').runs()))")}
 echo "$units" | tr ' ' '\n' | xargs -P "${JOBS:-2}" -I{} bash "$MAIN/$STUDY/run-study.sh" unit {}
 echo "== done $(date -u)"
