@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # How this study is run (PLAN.md; docs/study.md): `segnas study run` in a separate clone of
 # this repository at the study's fixed commit, JOBS units (strategy:seed) at a time in the
-# plan's order (seed by seed), each finished run's small results copied into this checkout and
-# committed here at once. Resumable: a unit finished before (its run.json) is skipped, a unit
-# cut short continues from its search's rounds and its final training's checkpoint, in the
+# plan's order (seed by seed), each finished run's small results (and its search's archs.csv
+# and timings.csv, under searches/) copied into this checkout and committed here at once.
+# Resumable: a unit finished before (its run.json) is skipped, a unit cut short continues from
+# its search's rounds and its final training's checkpoint, in the
 # clone's study-work/ (a fresh machine without the clone starts such a unit again).
 #
 #   bash docs/results/study-camvid-cpu/run-study.sh            # in the background:
@@ -34,11 +35,15 @@ if [ "${1:-}" = unit ]; then
   PYTHONPATH=$CLONE "$PY" -m segnas.cli study run --plan $STUDY/study.yaml --only "$unit" \
     > "study-logs/$name.log" 2>&1
   echo "== $unit end $(date -u)"
-  mkdir -p "$MAIN/$STUDY/runs/$name"
+  mkdir -p "$MAIN/$STUDY/runs/$name" "$MAIN/$STUDY/searches/$name"
   cp -r "$STUDY/runs/$name/." "$MAIN/$STUDY/runs/$name/"
+  # every evaluated architecture and its timings, for the cost analysis (searches/README.md)
+  cp "study-work/$name/search/archs.csv" "study-work/$name/search/timings.csv" \
+    "$MAIN/$STUDY/searches/$name/"
   for _ in $(seq 1 30); do # another unit may be committing at the same moment
-    if git -C "$MAIN" add "$STUDY/runs/$name" &&
-      git -C "$MAIN" commit -q -m "study: run $name (at $COMMIT)" -- "$STUDY/runs/$name"; then
+    if git -C "$MAIN" add "$STUDY/runs/$name" "$STUDY/searches/$name" &&
+      git -C "$MAIN" commit -q -m "study: run $name (at $COMMIT)" -- \
+        "$STUDY/runs/$name" "$STUDY/searches/$name"; then
       exit 0
     fi
     sleep 10
