@@ -20,6 +20,8 @@ from segnas.study.aggregate import (
     NOT_ESTABLISHED,
     NOT_MET,
     PENDING,
+    TOO_FEW,
+    decision_of,
     last_quarter_mean,
     mean_band,
     paired_test,
@@ -60,6 +62,11 @@ def test_a_plan_names_what_is_wrong(tmp_path):
         StudyPlan.from_file(_plan_file(tmp_path, test="anova"))
     with pytest.raises(ConfigError, match="seeds .* must be distinct"):
         StudyPlan.from_file(_plan_file(tmp_path, seeds=[1, 1]))
+    assert plan.min_seeds == 2 and not plan.closed  # by default: decide at all the seeds
+    with pytest.raises(ConfigError, match=r"min_seeds 3 must lie between 1 and .* \(2\)"):
+        StudyPlan.from_file(_plan_file(tmp_path, min_seeds=3))
+    with pytest.raises(ConfigError, match="closed 'soon' must be true"):
+        StudyPlan.from_file(_plan_file(tmp_path, closed="soon"))
 
 
 def test_paired_t_matches_the_hand_computation():
@@ -93,7 +100,8 @@ def _finished_run(layout: StudyLayout, strategy: str, seed: int, val_miou: float
     lines = ["evaluation,round,index,hash,status,reward,best_so_far"]
     lines += [f"{i + 1},{i},0,h{i},ok,{r},{max(rewards[: i + 1])}" for i, r in enumerate(rewards)]
     (folder / "curve.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    run = {"final": {"val_miou": val_miou}, "best": {"reward": 0.35}, "wall_clock_s": 10.0}
+    best = {"reward": 0.35, "final_params": 1000 + seed}
+    run = {"final": {"val_miou": val_miou}, "best": best, "wall_clock_s": 10.0}
     (folder / "run.json").write_text(json.dumps(run), encoding="utf-8")
 
 
@@ -120,6 +128,26 @@ def test_a_partial_study_lists_what_is_missing_and_decides_nothing(tmp_path):
     assert summary["endpoint"]["evolution"]["mean"] is None
     assert summary["wall_clock_s"] == 40.0
     assert "pending until then" in table_text(summary)
+
+
+def test_a_closed_study_decides_over_the_seeds_reached_if_enough(tmp_path):
+    plan = StudyPlan.from_file(_plan_file(tmp_path, seeds=[0, 1, 2, 3], min_seeds=3))
+    assert decision_of(MET, 3, plan) == PENDING and decision_of(MET, 4, plan) == MET
+    plan = StudyPlan.from_file(_plan_file(tmp_path, seeds=[0, 1, 2, 3], min_seeds=3, closed=True))
+    assert decision_of(NOT_MET, 3, plan) == NOT_MET and decision_of(MET, 2, plan) == TOO_FEW
+    layout = StudyLayout(tmp_path, tmp_path / "work")
+    # controller and random reach 3 seeds (differences 0.1, 0.11, 0.09: met), evolution 2
+    for seed, (c, r, e) in enumerate([(0.50, 0.40, 0.45), (0.52, 0.41, 0.42), (0.49, 0.40, 0)]):
+        _finished_run(layout, "controller", seed, c)
+        _finished_run(layout, "random", seed, r)
+        if e:
+            _finished_run(layout, "evolution", seed, e)
+    summary = summarise(layout, plan)
+    assert summary["tests"]["controller_vs_random"]["seeds"] == [0, 1, 2]
+    assert summary["decision"] == {"controller_vs_random": MET, "evolution_vs_random": TOO_FEW}
+    assert summary["plan"]["closed"] and summary["plan"]["min_seeds"] == 3
+    assert summary["endpoint"]["random"]["params_per_seed"] == {"0": 1000, "1": 1001, "2": 1002}
+    assert "The study is closed" in table_text(summary)
 
 
 def test_the_last_quarter_mean_takes_the_last_quarter_of_the_evaluations():

@@ -2,8 +2,10 @@
 each planned comparison paired by seed (mean difference with its t interval, the plan's
 one-sided test, the decision by the plan's rule), the anytime curves (best reward so far
 against evaluations: mean and 95 % interval across seeds), ``summary.json``, ``table.md`` and
-two figures. Runs still missing are listed, never guessed, and a comparison whose planned
-seeds have not all finished has the decision ``pending``: the plan decides at its S."""
+two figures. Runs still missing are listed, never guessed. A comparison whose planned seeds
+have not all finished has the decision ``pending`` (the plan decides at its S) until the plan
+is ``closed``; then it is decided over the seeds reached, or ``too few seeds`` below the plan's
+``min_seeds``."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from ..stats import json_number
 from .plan import StudyLayout, StudyPlan, run_name
 
 MET, NOT_ESTABLISHED, NOT_MET = "met", "not established", "not met"
-PENDING = "pending"
+PENDING, TOO_FEW = "pending", "too few seeds"
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], test: str, alpha: float) -> dict:
@@ -55,6 +57,15 @@ def paired_test(a: Sequence[float], b: Sequence[float], test: str, alpha: float)
         "test": test,
         "decision": decision,
     }
+
+
+def decision_of(by_test: str, n: int, plan: StudyPlan) -> str:
+    """The test's decision where the plan decides at ``n`` paired seeds: with all its seeds, or
+    once ``closed`` with at least ``min_seeds``; otherwise ``pending`` while the study runs and
+    ``too few seeds`` once it is closed."""
+    if n >= len(plan.seeds) or (plan.closed and n >= plan.min_seeds):
+        return by_test
+    return TOO_FEW if plan.closed else PENDING
 
 
 def read_curve(path: Path, column: str = "best_so_far") -> list[float]:
@@ -113,6 +124,9 @@ def summarise(layout: StudyLayout, plan: StudyPlan) -> dict[str, Any]:
             "best_reward_per_seed": {
                 str(seed): run["best"]["reward"] for seed, run in sorted(by_seed.items())
             },
+            "params_per_seed": {
+                str(seed): run["best"].get("final_params") for seed, run in sorted(by_seed.items())
+            },
             "last_quarter_reward_per_seed": {
                 str(seed): last_quarter_mean(read_curve(layout.curve(strategy, seed), "reward"))
                 for seed in sorted(by_seed)
@@ -127,8 +141,7 @@ def summarise(layout: StudyLayout, plan: StudyPlan) -> dict[str, Any]:
             plan.test,
             plan.alpha,
         )
-        if len(seeds) < len(plan.seeds):
-            result["decision"] = PENDING
+        result["decision"] = decision_of(result["decision"], len(seeds), plan)
         name = f"{a}_vs_{b}"
         tests[name] = {**result, "seeds": seeds}
         decision[name] = result["decision"]
@@ -179,12 +192,17 @@ def table_text(summary: Mapping[str, Any]) -> str:
             f"{interval} | {_number(t['p'], 3)} | {t['decision']} |"
         )
     if summary["missing_runs"]:
-        lines += [
-            "",
-            f"Missing runs: {', '.join(summary['missing_runs'])}. A comparison is decided "
-            "only when all its planned seeds have finished (pending until then); the numbers "
-            "above describe the finished seeds.",
-        ]
+        if summary["plan"]["closed"]:
+            rule = (
+                "The study is closed (its budget spent): each comparison is decided over the "
+                f"n seeds both strategies reached, if at least {summary['plan']['min_seeds']}."
+            )
+        else:
+            rule = (
+                "A comparison is decided only when all its planned seeds have finished "
+                "(pending until then); the numbers above describe the finished seeds."
+            )
+        lines += ["", f"Missing runs: {', '.join(summary['missing_runs'])}. {rule}"]
     return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,9 @@ REQUIRED = ("configuration", "strategies", "seeds", "comparisons", "alpha", "tes
 class StudyPlan:
     """Which runs a study holds and how it decides: every strategy searches once per seed;
     each comparison ``(a, b)`` asks whether ``a``'s endpoint beats ``b``'s, paired by seed,
-    with a one-sided ``test`` at ``alpha``."""
+    with a one-sided ``test`` at ``alpha``. A comparison is decided when all ``seeds`` have
+    finished; once the study is ``closed`` (its budget spent: the plan's dated note), over the
+    seeds both strategies reached, if at least ``min_seeds`` (default: all ``seeds``)."""
 
     configuration: str
     strategies: tuple[str, ...]
@@ -30,6 +32,8 @@ class StudyPlan:
     alpha: float
     test: str
     max_params: int
+    min_seeds: int
+    closed: bool = False
 
     @classmethod
     def from_file(cls, path: str | Path) -> StudyPlan:
@@ -40,14 +44,17 @@ class StudyPlan:
         missing = [key for key in REQUIRED if key not in raw]
         if missing:
             raise ConfigError(f"{path}: missing {', '.join(missing)}")
+        seeds = tuple(int(s) for s in raw["seeds"])
         plan = cls(
             configuration=str(raw["configuration"]),
             strategies=tuple(str(s) for s in raw["strategies"]),
-            seeds=tuple(int(s) for s in raw["seeds"]),
+            seeds=seeds,
             comparisons=tuple((str(a), str(b)) for a, b in raw["comparisons"]),
             alpha=float(raw["alpha"]),
             test=str(raw["test"]),
             max_params=int(raw["max_params"]),
+            min_seeds=int(raw.get("min_seeds", len(seeds))),
+            closed=raw.get("closed", False),
         )
         plan.check(str(path))
         return plan
@@ -74,6 +81,16 @@ class StudyPlan:
             raise ConfigError(f"{where}: test {self.test!r} must be one of {', '.join(TESTS)}")
         if self.max_params < 1:
             raise ConfigError(f"{where}: max_params {self.max_params} must be positive")
+        if not 1 <= self.min_seeds <= len(self.seeds):
+            raise ConfigError(
+                f"{where}: min_seeds {self.min_seeds} must lie between 1 and the number of "
+                f"seeds ({len(self.seeds)})"
+            )
+        if not isinstance(self.closed, bool):
+            raise ConfigError(
+                f"{where}: closed {self.closed!r} must be true (budget spent: decide over the "
+                "seeds reached) or false (still running)"
+            )
 
     def runs(self, only: Sequence[str] = ()) -> list[tuple[str, int]]:
         """(strategy, seed) of every run, seed-major (so a study cut short stays paired), or
@@ -101,6 +118,8 @@ class StudyPlan:
             "alpha": self.alpha,
             "test": self.test,
             "max_params": self.max_params,
+            "min_seeds": self.min_seeds,
+            "closed": self.closed,
         }
 
 

@@ -13,8 +13,11 @@
 # Environment: STUDY_COMMIT (the commit every run uses, default 4790766), STUDY_CLONE (default
 # ../study-run), JOBS (default 2: one unit per core; each search uses search.workers processes),
 # UNITS (the units and their order, e.g. "controller:5 random:5"; default the plan's order;
-# PLAN.md's note of 2026-12-06 gives the order used from then on).
+# PLAN.md's note of 2026-12-06 gives the order used from then on), START_BEFORE (a time `date -d`
+# reads, e.g. "2026-12-07 01:30 UTC": a unit not started by then is left out, for the budget).
 set -euo pipefail
+[ -z "${START_BEFORE:-}" ] || date -d "$START_BEFORE" > /dev/null ||
+  { echo "START_BEFORE=$START_BEFORE: not a time date -d reads" >&2; exit 1; }
 MAIN=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 STUDY=docs/results/study-camvid-cpu
 COMMIT=${STUDY_COMMIT:-4790766}
@@ -27,6 +30,10 @@ if [ "${1:-}" = unit ]; then
   if [ -f "$MAIN/$STUDY/runs/$name/run.json" ] &&
     [ -z "$(git -C "$MAIN" status --porcelain -- "$STUDY/runs/$name")" ]; then
     echo "== $unit committed before: skipped"
+    exit 0
+  fi
+  if [ -n "${START_BEFORE:-}" ] && [ "$(date +%s)" -ge "$(date -d "$START_BEFORE" +%s)" ]; then
+    echo "== $unit not started: past START_BEFORE ($START_BEFORE)"
     exit 0
   fi
   cd "$CLONE"
