@@ -150,6 +150,38 @@ def test_a_closed_study_decides_over_the_seeds_reached_if_enough(tmp_path):
     assert "The study is closed" in table_text(summary)
 
 
+def test_the_search_cost_describes_the_kept_search_copies(tmp_path):
+    plan = StudyPlan.from_file(_plan_file(tmp_path, seeds=[0]))
+    layout = StudyLayout(tmp_path, tmp_path / "work")
+    for strategy in ("controller", "random"):
+        _finished_run(layout, strategy, 0, 0.5)
+    copy = layout.search_copy("controller", 0)
+    copy.mkdir(parents=True)
+    # three evaluations, one failed, one architecture evaluated twice
+    (copy / "archs.csv").write_text(
+        "hash,status,params,flops\na,ok,100000,2000000000\nb,ok,200000,1000000000\na,failed,0,0\n",
+        encoding="utf-8",
+    )
+    (copy / "timings.csv").write_text(
+        "hash,seconds_total\na,40.0\nb,60.0\na,1.0\n", encoding="utf-8"
+    )
+    summary = summarise(layout, plan)
+    cost = summary["search_cost"]
+    assert cost["controller"] == {
+        "runs": ["controller-s0"],
+        "evaluations": 3,
+        "distinct_per_run": [2],
+        "failed": 1,
+        "median_params": 150000.0,
+        "median_gflops": 1.5,
+        "median_seconds": 40.0,
+    }
+    assert cost["random"]["runs"] == [] and cost["random"]["median_params"] is None
+    table = table_text(summary)
+    assert "| controller | controller-s0 | 3 (2) | 1 | 150000 | 1.50 | 40.0 |" in table
+    assert "| random |" not in table.split("What the searches evaluated")[1]
+
+
 def test_the_last_quarter_mean_takes_the_last_quarter_of_the_evaluations():
     assert last_quarter_mean([0.0] * 6 + [0.4, 0.6]) == pytest.approx(0.5)
     assert last_quarter_mean([0.3, 0.9]) == pytest.approx(0.9)  # at least one

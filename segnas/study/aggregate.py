@@ -20,6 +20,7 @@ from scipy import stats
 
 from ..io import read_json, write_json, write_text
 from ..stats import json_number
+from .cost import cost_table, search_costs
 from .plan import StudyLayout, StudyPlan, run_name
 
 MET, NOT_ESTABLISHED, NOT_MET = "met", "not established", "not met"
@@ -161,6 +162,7 @@ def summarise(layout: StudyLayout, plan: StudyPlan) -> dict[str, Any]:
         "tests": tests,
         "decision": decision,
         "anytime": anytime,
+        "search_cost": search_costs(layout, plan),
         "wall_clock_s": wall,
     }
 
@@ -203,6 +205,14 @@ def table_text(summary: Mapping[str, Any]) -> str:
                 "(pending until then); the numbers above describe the finished seeds."
             )
         lines += ["", f"Missing runs: {', '.join(summary['missing_runs'])}. {rule}"]
+    if any(cost["runs"] for cost in summary["search_cost"].values()):
+        lines += [
+            "",
+            "What the searches evaluated (description, from `searches/`; parameters and "
+            "GFLOPs at search width; seconds depend on the machine and what shared it):",
+            "",
+            *cost_table(summary["search_cost"]),
+        ]
     return "\n".join(lines) + "\n"
 
 

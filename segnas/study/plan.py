@@ -151,6 +151,10 @@ class StudyLayout:
     def final(self, strategy: str, seed: int) -> Path:
         return self.run_dir(strategy, seed) / "final.json"
 
+    def search_copy(self, strategy: str, seed: int) -> Path:
+        """A finished run's search ``archs.csv`` and ``timings.csv``, kept for the cost."""
+        return self.root / "searches" / run_name(strategy, seed)
+
     def search_dir(self, strategy: str, seed: int) -> Path:
         return self.work / run_name(strategy, seed) / "search"
 
