@@ -12,9 +12,12 @@ import sys
 import time
 
 import pytest
+import torch
 from search_project import make_project, stage_env, tiny_params, write_params
 
+from segnas.audit.data import AuditData
 from segnas.audit.plan import BAND, UNIFORM, plan_architectures, read_band
+from segnas.device import resolve_device
 from segnas.errors import ConfigError
 from segnas.io import read_json
 from segnas.space import DEFAULT_SPACE
@@ -124,6 +127,15 @@ def test_a_whole_audit_writes_every_finding(project):
     assert "ICC(1) uniform" in (project / "reference" / "table.md").read_text()
     # the large working files stay out of git
     assert (project / "reference" / "work" / ".gitignore").read_text() == "*\n"
+
+
+@pytest.mark.slow
+def test_the_final_trainings_device_setting_is_resolved(project, monkeypatch):
+    # `device: auto` (the paper's configurations) names a torch device for the final training
+    monkeypatch.chdir(project)
+    data = AuditData.from_params({**_params(), "device": "auto"}, "params.yaml")
+    assert data.device == str(resolve_device("auto"))
+    assert torch.device(data.device).type in ("cpu", "cuda")
 
 
 @pytest.mark.slow

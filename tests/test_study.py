@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -29,6 +30,7 @@ from segnas.study.aggregate import (
     table_text,
 )
 from segnas.study.plan import StudyLayout, StudyPlan
+from segnas.study.winners import winners
 
 STUDY = [sys.executable, "-m", "segnas.cli", "study"]
 PLAN = {
@@ -182,6 +184,20 @@ def test_the_search_cost_describes_the_kept_search_copies(tmp_path):
     assert "| random |" not in table.split("What the searches evaluated")[1]
 
 
+def test_the_winners_are_the_met_comparisons_first_strategies_at_their_best_seed():
+    endpoint = {
+        "controller": {"per_seed": {"0": 0.5, "1": 0.6, "2": 0.6}},
+        "evolution": {"per_seed": {"0": 0.7, "1": 0.4}},
+    }
+    summary = {
+        "decision": {"controller_vs_random": MET, "evolution_vs_random": NOT_ESTABLISHED},
+        "endpoint": endpoint,
+    }
+    assert winners(summary) == [("controller", 1)]  # the tie at 0.6 goes to the lower seed
+    summary["decision"] = {"controller_vs_random": PENDING, "evolution_vs_random": NOT_MET}
+    assert winners(summary) == []
+
+
 def test_the_last_quarter_mean_takes_the_last_quarter_of_the_evaluations():
     assert last_quarter_mean([0.0] * 6 + [0.4, 0.6]) == pytest.approx(0.5)
     assert last_quarter_mean([0.3, 0.9]) == pytest.approx(0.9)  # at least one
@@ -243,6 +259,21 @@ def test_a_tiny_study_runs_aggregates_and_resumes(tmp_path):
 
     wrong = _study(root, "run", "--plan", "study/study.yaml", "--only", "random:9")
     assert wrong.returncode == 2 and "not a run of the plan" in wrong.stderr
+
+    # test numbers only for a comparison decided met: none here, then one made met by hand
+    nothing = _study(root, "test", "--plan", "study/study.yaml")
+    assert nothing.returncode == 0, nothing.stderr
+    assert read_json(root / "study" / "test.json")["winners"] == []
+    summary["decision"]["controller_vs_random"] = MET
+    (root / "study" / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    strategy, seed = winners(summary)[0]
+    shutil.rmtree(root / "study-work" / f"{strategy}-s{seed}" / "final")  # trained again
+    scored = _study(root, "test", "--plan", "study/study.yaml")
+    assert scored.returncode == 0, scored.stderr
+    (winner,) = read_json(root / "study" / "test.json")["winners"]
+    assert (winner["strategy"], winner["seed"]) == ("controller", seed)
+    assert winner["val_miou_again"] == winner["val_miou_committed"]  # bit-for-bit again
+    assert 0 <= winner["test_miou"] <= 1 and winner["test_images"] > 0
 
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["search"]["eval"]["lr_decoder"] = 0.5

@@ -9,6 +9,7 @@ from typing import Any
 from ..config import load_config, section, setting
 from ..data.prepared import load_prepared
 from ..data.split import read_split_info
+from ..device import resolve_device
 from ..errors import ConfigError
 from ..io import sha256_file, sha256_json
 from ..pipeline.paths import PREPARED, SPLIT
@@ -69,7 +70,7 @@ class AuditData:
             cache_spec=dict(section(params, "cache_stem", params_path)),
             dataset=str(read_split_info(SPLIT)["dataset"]),
             stem_weights=stem_weights,
-            device=str(setting(params, "device", params_path)),
+            device=str(resolve_device(str(setting(params, "device", params_path)))),
             train=train,
             train_dataset=train_dataset,
             train_splits=tuple(spec["train_splits"]),

@@ -1,6 +1,7 @@
 """``segnas study``: run a pre-registered study of search strategies over search seeds
-(``study run``) and aggregate its committed runs (``study aggregate``). This module parses
-arguments; the work is done in ``segnas.study``."""
+(``study run``), aggregate its committed runs (``study aggregate``) and, once decided, score
+the winners on the test split (``study test``). This module parses arguments; the work is
+done in ``segnas.study``."""
 
 from __future__ import annotations
 
@@ -58,18 +59,44 @@ def _aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    from ..study.runs import check_configuration
+    from ..study.winners import write_test_numbers
+
+    layout, plan = _layout_and_plan(args)
+    params = load_params(args.params)
+    check_configuration(plan, params, args.params)
+    result = write_test_numbers(layout, params, args.params, sys.stderr)
+    for row in result["winners"]:
+        print(
+            f"study test: {row['run']} ({row['hash']}): test mIoU {row['test_miou']:.4f}, "
+            f"val mIoU {row['val_miou_committed']:.4f} committed, {row['val_miou_again']:.4f} "
+            "this training"
+        )
+    if not result["winners"]:
+        print(f"study test: no comparison decided met ({result['decision']}): no test numbers")
+    print(f"study test: -> {layout.test_numbers}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``study run`` and ``study aggregate``."""
+    """Add ``study run``, ``study aggregate`` and ``study test``."""
     parser = subparsers.add_parser(
         "study", help="compare search strategies over search seeds", description=__doc__
     )
     steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     run = steps.add_parser("run", help="run the plan's missing runs, then aggregate")
     aggregate = steps.add_parser("aggregate", help="aggregate the finished runs")
-    for sub in (run, aggregate):
+    test = steps.add_parser(
+        "test", help="after the decision: score the winners on the test split (test.json)"
+    )
+    for sub in (run, aggregate, test):
         sub.add_argument("--plan", required=True, help="the study's study.yaml")
         sub.add_argument("--work", default="study-work", help="working files (default study-work/)")
-    run.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    for sub in (run, test):
+        sub.add_argument(
+            "--params", default="params.yaml", help="params file (default params.yaml)"
+        )
     run.add_argument(
         "--only", nargs="+", metavar="STRATEGY:SEED", help="run only these (e.g. random:3)"
     )
@@ -78,3 +105,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.set_defaults(func=_run)
     aggregate.set_defaults(func=_aggregate)
+    test.set_defaults(func=_test)

@@ -166,6 +166,10 @@ class StudyLayout:
         return self.root / "summary.json"
 
     @property
+    def test_numbers(self) -> Path:
+        return self.root / "test.json"
+
+    @property
     def table(self) -> Path:
         return self.root / "table.md"
 

@@ -104,23 +104,27 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _final(
-    layout: StudyLayout, data: AuditData, strategy: str, seed: int, genotype: Genotype
-) -> dict[str, Any]:
-    """The final training of the run's best architecture (resumable), scored on val. Every
-    strategy's best of one search seed trains with the same seed (paired noise)."""
+def final_job(
+    layout: StudyLayout,
+    data: AuditData,
+    strategy: str,
+    seed: int,
+    genotype: Genotype,
+    result_path: Path | None = None,
+) -> FinalJob:
+    """The final training of the run's best architecture (resumable, in the run's work folder;
+    its result in ``final.json`` unless ``result_path`` says otherwise). Every strategy's best
+    of one search seed trains with the same seed (paired noise)."""
     train_seed = derive_seed(data.seed, "study", "final", seed) % 2**31
-    job = FinalJob(
+    return FinalJob(
         AuditArch(run_name(strategy, seed), strategy, genotype),
         0,
         stamp(data.final_identity()),
         replace(data.train, seed=train_seed),
         data,
-        layout.final(strategy, seed),
+        result_path or layout.final(strategy, seed),
         layout.final_work(strategy, seed),
     )
-    set_cpu_threads(data.train_threads)
-    return run_final_job(job)
 
 
 def run_one(
@@ -182,7 +186,8 @@ def run_one(
     }
     stream.write(f"[study] {run_name(strategy, seed)}: final training of {best.result.hash}\n")
     genotype = DEFAULT_SPACE.from_text(best.result.genotype)
-    trained = _final(layout, data, strategy, seed, genotype)
+    set_cpu_threads(data.train_threads)
+    trained = run_final_job(final_job(layout, data, strategy, seed, genotype))
     summary["final"] = {
         key: trained[key] for key in ("val_miou", "best_val_miou", "epochs", "seed", "core_s")
     }
