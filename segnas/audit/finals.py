@@ -40,6 +40,7 @@ class FinalJob:
     data: AuditData
     result_path: Path
     work_dir: Path
+    log_prefix: str = "reward-audit final"
 
     @property
     def where(self) -> str:
@@ -101,7 +102,7 @@ def run_final_job(job: FinalJob) -> dict[str, Any]:
         classes=prepared.classes,
         palette=prepared.palette,
         dataset_name=job.data.train_dataset,
-        log_name=f"reward-audit final {job.where}",
+        log_name=f"{job.log_prefix} {job.where}",
     )
     summary = result.summary()
     payload = {

@@ -124,6 +124,7 @@ def final_job(
         data,
         result_path or layout.final(strategy, seed),
         layout.final_work(strategy, seed),
+        log_prefix="study final",
     )
 
 
