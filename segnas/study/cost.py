@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..stats import json_number
+from ..trial.recipe import STATUS_OK
 from .plan import StudyLayout, StudyPlan, run_name
-
-STATUS_OK = "ok"
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
