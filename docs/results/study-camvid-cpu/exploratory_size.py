@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from segnas.study.aggregate import paired_test
+
 SUMMARY = Path(__file__).with_name("summary.json")
 
 
@@ -32,8 +34,8 @@ def main() -> None:
     params_r = np.array([second["params_per_seed"][s] for s in seeds], dtype=float)
     n = len(seeds)
     print(f"seeds: {n}; controller ahead at {int((val_c > val_r).sum())}")
-    wilcoxon = stats.wilcoxon(val_c, val_r, alternative="greater")
-    print(f"Wilcoxon signed-rank, one-sided exact p = {wilcoxon.pvalue:.4f}")
+    wilcoxon = paired_test(val_c, val_r, "wilcoxon", alpha=0.05)
+    print(f"Wilcoxon signed-rank, one-sided exact p = {wilcoxon['p']:.4f}")
     print(
         f"median endpoint params: controller {np.median(params_c):.0f}, "
         f"random {np.median(params_r):.0f}"
